@@ -1,0 +1,1 @@
+//! The controller (work in progress).

@@ -1,0 +1,126 @@
+//! Versioned schema migrations, applied in order inside one transaction each.
+
+use super::{Backend, Conn, StoreError};
+
+/// Each migration is one SQL text; `{ID}` is the backend's auto-increment key type.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id {ID},
+    username TEXT NOT NULL UNIQUE,
+    email TEXT NOT NULL DEFAULT '',
+    first_name TEXT NOT NULL DEFAULT '',
+    last_name TEXT NOT NULL DEFAULT '',
+    password_hash TEXT NOT NULL,
+    is_superuser BIGINT NOT NULL DEFAULT 0,
+    is_staff BIGINT NOT NULL DEFAULT 0,
+    is_active BIGINT NOT NULL DEFAULT 1,
+    date_joined TEXT NOT NULL,
+    last_login TEXT
+);
+CREATE TABLE tokens (
+    digest TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+    created TEXT NOT NULL
+);
+CREATE TABLE keys (
+    uuid TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    public TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    fingerprint_sha256 TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE apps (
+    uuid TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    owner_id BIGINT NOT NULL REFERENCES users(id),
+    structure TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX apps_owner ON apps (owner_id);
+CREATE TABLE perms (
+    app_uuid TEXT NOT NULL REFERENCES apps(uuid) ON DELETE CASCADE,
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (app_uuid, user_id)
+);
+CREATE INDEX perms_user ON perms (user_id);
+CREATE TABLE configs (
+    uuid TEXT PRIMARY KEY,
+    app_uuid TEXT NOT NULL REFERENCES apps(uuid) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX configs_app ON configs (app_uuid);
+CREATE TABLE builds (
+    uuid TEXT PRIMARY KEY,
+    app_uuid TEXT NOT NULL REFERENCES apps(uuid) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    image TEXT NOT NULL,
+    sha TEXT NOT NULL DEFAULT '',
+    procfile TEXT NOT NULL DEFAULT '{}',
+    dockerfile TEXT NOT NULL DEFAULT '',
+    seq BIGINT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE UNIQUE INDEX builds_app_seq ON builds (app_uuid, seq);
+CREATE TABLE releases (
+    uuid TEXT PRIMARY KEY,
+    app_uuid TEXT NOT NULL REFERENCES apps(uuid) ON DELETE CASCADE,
+    version BIGINT NOT NULL,
+    owner TEXT NOT NULL,
+    build_uuid TEXT REFERENCES builds(uuid) ON DELETE CASCADE,
+    config_uuid TEXT NOT NULL REFERENCES configs(uuid) ON DELETE CASCADE,
+    summary TEXT NOT NULL,
+    failed BIGINT NOT NULL DEFAULT 0,
+    exception TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    UNIQUE (app_uuid, version)
+);
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#];
+
+/// Brings the schema up to date.
+pub(super) fn migrate(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    conn.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")?;
+    let id = match conn.backend() {
+        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        conn.begin_write()?;
+        let step = (|| {
+            let done = conn.query(
+                "SELECT version FROM schema_migrations WHERE version = $1",
+                &[version.into()],
+            )?;
+            if done.is_empty() {
+                conn.batch(&sql.replace("{ID}", id))?;
+                conn.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version.into()],
+                )?;
+            }
+            Ok(())
+        })();
+        match step {
+            Ok(()) => conn.batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

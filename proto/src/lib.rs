@@ -1,0 +1,42 @@
+//! gRPC contracts shared by the Workflow daemons and the `deis` CLI.
+//!
+//! One versioned package per daemon, generated from `workflow/**/v1/*.proto`:
+//! - [`controller::v1`]: auth, keys, apps, config, builds, releases, formation, perms, hooks
+//! - [`builder::v1`], [`registry::v1`], [`logger::v1`]: the other daemons' services
+//!
+//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
+
+/// Encoded descriptors of every service, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("workflow_descriptor");
+
+/// The controller's API.
+pub mod controller {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("workflow.controller.v1");
+    }
+}
+
+/// The builder's API.
+pub mod builder {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("workflow.builder.v1");
+    }
+}
+
+/// registry-sync's API.
+pub mod registry {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("workflow.registry.v1");
+    }
+}
+
+/// The logger's API.
+pub mod logger {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("workflow.logger.v1");
+    }
+}
