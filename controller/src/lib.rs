@@ -1,1 +1,83 @@
-//! The controller (work in progress).
+//! The controller: users, SSH keys, apps, config, builds and the releases ledger,
+//! served as the Deis Workflow v2 REST API and as gRPC.
+//!
+//! - [`config`]: start-up configuration (file, environment, defaults)
+//! - [`store`]: the metadata store (SQLite or PostgreSQL) behind one connection trait
+//! - [`domain`]: every operation, independent of transport ([`domain::Controller`])
+//! - [`rest`]: the Deis v2 REST API (axum)
+//! - [`grpc`]: the gRPC API (tonic)
+//! - [`runtime`]: where releases run ([`runtime::Runtime`])
+//! - [`logs`]: where `deis logs` reads from
+//! - [`model`], [`validate`], [`sshkey`]: objects, input validation, SSH key parsing
+//! - [`error`]: the error type and its one mapping to HTTP and gRPC codes
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod logs;
+mod metrics;
+pub mod model;
+pub mod rest;
+pub mod runtime;
+pub mod sshkey;
+pub mod store;
+pub mod validate;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use domain::Controller;
+pub use error::{Error, Result};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Opens the store named in `config` and builds the domain over `runtime`.
+pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result<Arc<Controller>> {
+    let store = store::Store::connect(&config.database).await?;
+    Ok(Arc::new(Controller::new(
+        store,
+        runtime,
+        domain::Settings {
+            registration: config.registration,
+            builder_key: config.builder_key.clone(),
+        },
+    )))
+}
+
+/// Serves the REST API on `http` and gRPC on `grpc` until `shutdown` is cancelled.
+pub async fn serve(
+    ctl: Arc<Controller>,
+    logs: Option<Arc<dyn logs::LogSource>>,
+    http: TcpListener,
+    grpc: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    use axum::ServiceExt as _;
+    let router = rest::router(rest::RestState { ctl: ctl.clone(), logs });
+    let app = tower::util::MapRequest::new(router, rest::normalize_path);
+    tracing::info!(http = ?http.local_addr().ok(), grpc = ?grpc.local_addr().ok(), "controller serving");
+    let rest_shutdown = shutdown.clone();
+    let rest = async move {
+        axum::serve(http, app.into_make_service())
+            .with_graceful_shutdown(rest_shutdown.cancelled_owned())
+            .await
+            .map_err(|e| Error::Internal(format!("serving REST: {e}")))
+    };
+    let base = workflow_common::grpc::base_routes();
+    let routes = grpc::add_services(base.routes, &base.health, grpc::Grpc::new(ctl)).await;
+    let rpc = async move {
+        workflow_common::grpc::serve(routes, grpc, shutdown.cancelled_owned())
+            .await
+            .map_err(|e| Error::Internal(format!("serving gRPC: {e}")))
+    };
+    tokio::try_join!(rest, rpc)?;
+    Ok(())
+}
+
+/// Opens the store and serves until shutdown, with no runtime attached yet
+/// (releases are recorded; nothing runs).
+pub async fn run(config: Config, http: TcpListener, grpc: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    let ctl = open(&config, Arc::new(runtime::LedgerOnly)).await?;
+    serve(ctl, None, http, grpc, shutdown).await
+}

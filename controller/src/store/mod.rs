@@ -145,6 +145,18 @@ struct Pool {
     factory: Factory,
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing a PostgreSQL connection blocks; never do that on an async worker.
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if !idle.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("store-close".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
 /// A pool of connections to one database, shared by every request.
 #[derive(Clone)]
 pub struct Store {
@@ -159,7 +171,15 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (and migrates) the store named by `url`:
+    /// [`Store::open`] from async code: connecting and migrating run on the blocking pool.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || Store::open(&url))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Opens (and migrates) the store named by `url` (blocking; see [`Store::connect`]):
     /// `postgres://...` / `postgresql://...`, `sqlite::memory:`, `sqlite://PATH` or a plain file path.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let (backend, factory, size): (Backend, Factory, usize) =

@@ -19,9 +19,10 @@ CREATE TABLE users (
 );
 CREATE TABLE tokens (
     digest TEXT PRIMARY KEY,
-    user_id BIGINT NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     created TEXT NOT NULL
 );
+CREATE INDEX tokens_user ON tokens (user_id, created);
 CREATE TABLE keys (
     uuid TEXT PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,

@@ -1,0 +1,107 @@
+//! Calls from the builder and registry-sync, authenticated by the shared builder key.
+
+use super::Controller;
+use super::apps::{Access, app_for};
+use super::releases::NewBuild;
+use super::rows;
+use crate::error::{Error, Result};
+use crate::model::{Build, Config, Release};
+
+/// A user and the apps they may push to.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct UserApps {
+    /// Username.
+    pub username: String,
+    /// App names.
+    pub apps: Vec<String>,
+}
+
+/// What a registry request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryAction {
+    /// Read images.
+    Pull,
+    /// Write images.
+    Push,
+}
+
+impl Controller {
+    /// Checks the builder key (constant-time compare).
+    pub fn check_builder_key(&self, key: &str) -> Result<()> {
+        let want = self.settings.builder_key.as_bytes();
+        let got = key.as_bytes();
+        let same = want.len() == got.len()
+            && want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if want.is_empty() || !same {
+            return Err(Error::Unauthorized(
+                "invalid builder key (X-Deis-Builder-Auth)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The owner of an SSH key (MD5 `aa:bb:..` or `SHA256:...` fingerprint) and their apps.
+    pub async fn user_from_key(&self, fingerprint: &str) -> Result<UserApps> {
+        let fp = fingerprint.to_string();
+        self.store
+            .read(move |c| {
+                let sql = format!(
+                    "SELECT {} FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = $1 OR k.fingerprint_sha256 = $2",
+                    rows::USER_COLS
+                );
+                let user = c
+                    .query_opt(&sql, &[fp.as_str().into(), fp.as_str().into()])?
+                    .map(|r| rows::user(&r))
+                    .ok_or_else(|| Error::NotFound(format!("no user has the key {fp}: add it with deis keys:add")))?;
+                let apps = Controller::app_names_for(c, &user)?;
+                Ok(UserApps { username: user.username, apps })
+            })
+            .await
+    }
+
+    /// An app's config on behalf of `username` (the builder passes it to buildpacks).
+    pub async fn hook_config(&self, username: &str, app: &str) -> Result<Config> {
+        let user = self.user_named(username).await?;
+        self.get_config(&user, app).await
+    }
+
+    /// Records a build on behalf of `username` and releases it.
+    pub async fn hook_build(&self, username: &str, app: &str, build: NewBuild) -> Result<(Build, Release)> {
+        let user = self.user_named(username).await?;
+        self.create_build(&user, app, build).await
+    }
+
+    /// Registry authorization: may `username`, proving itself with its API `token`,
+    /// pull from or push to the repository of `app`?
+    pub async fn check_registry_access(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        action: RegistryAction,
+    ) -> Result<()> {
+        let user = self.authenticate(token).await.map_err(|_| {
+            Error::Unauthorized(format!("invalid credentials for {username:?}: use your username and API token (deis whoami)"))
+        })?;
+        if user.username != username {
+            return Err(Error::Unauthorized(format!(
+                "the token does not belong to {username:?}"
+            )));
+        }
+        let name = app.to_string();
+        // Owners, collaborators and admins may both pull and push; nobody else may do either.
+        let need = match action {
+            RegistryAction::Pull | RegistryAction::Push => Access::Use,
+        };
+        self.store
+            .read(move |c| app_for(c, &user, &name, need).map(|_| ()))
+            .await
+    }
+
+    async fn user_named(&self, username: &str) -> Result<crate::model::User> {
+        let name = username.to_string();
+        self.store
+            .read(move |c| rows::user_by_name(c, &name))
+            .await
+    }
+}

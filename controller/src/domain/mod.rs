@@ -1,0 +1,95 @@
+//! The controller's domain: every operation of the Deis v2 API as a method of
+//! [`Controller`], independent of REST or gRPC.
+//!
+//! - `auth`: registration, login, tokens, passwords
+//! - `keys`: SSH keys
+//! - `apps`: apps and their permissions
+//! - `releases`: config, builds, the releases ledger, rollback, scale, processes
+//! - `hooks`: calls from the builder and registry-sync
+
+mod apps;
+mod auth;
+mod hooks;
+mod keys;
+mod releases;
+mod rows;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use auth::RegisterRequest;
+pub use hooks::{RegistryAction, UserApps};
+pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
+
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// Who may register new users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// Anyone can register.
+    Enabled,
+    /// Only administrators can register new users.
+    AdminOnly,
+    /// Nobody can (except the very first user, who becomes the administrator).
+    Disabled,
+}
+
+/// Domain settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Who may register.
+    pub registration: RegistrationMode,
+    /// Shared secret the builder and registry-sync authenticate hooks with.
+    pub builder_key: String,
+}
+
+/// The controller's operations over a store and a runtime.
+pub struct Controller {
+    store: Store,
+    runtime: Arc<dyn Runtime>,
+    settings: Settings,
+    /// One lock per app: rollouts of one app never overlap.
+    deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller over `store`, rolling out onto `runtime`.
+    pub fn new(store: Store, runtime: Arc<dyn Runtime>, settings: Settings) -> Self {
+        Controller {
+            store,
+            runtime,
+            settings,
+            deploy_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The domain settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn deploy_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.deploy_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(app.to_string()).or_default().clone()
+    }
+
+    fn forget_deploy_lock(&self, app: &str) {
+        let mut locks = self.deploy_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(app);
+    }
+}

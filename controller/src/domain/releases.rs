@@ -1,0 +1,699 @@
+//! Config, builds, the releases ledger, rollback, scale and processes.
+//!
+//! Every change that makes a release runs under the app's deploy lock: the
+//! release is written in one transaction, then rolled out; a rollout that fails
+//! marks the release failed and leaves the previous one serving.
+
+use std::collections::BTreeMap;
+
+use super::Controller;
+use super::apps::{Access, app_for, structure_for_build};
+use super::rows::{self, BUILD_SELECT, CONFIG_SELECT, RELEASE_SELECT, AppRow};
+use crate::error::{Error, Result};
+use crate::model::{Build, Config, ConfigBody, Page, PageRequest, Process, Release, User, now};
+use crate::runtime::Desired;
+use crate::store::Conn;
+use crate::validate;
+
+/// The result of a config change: the new config and the release it made.
+#[derive(Debug, Clone)]
+pub struct ConfigChange {
+    /// The new config version.
+    pub config: Config,
+    /// The release that carries it.
+    pub release: Release,
+}
+
+/// A build to record.
+#[derive(Debug, Clone, Default)]
+pub struct NewBuild {
+    /// Image reference.
+    pub image: String,
+    /// Process types and commands (empty: the image's own command, type `cmd`).
+    pub procfile: BTreeMap<String, String>,
+    /// Git commit, empty for images.
+    pub sha: String,
+    /// Non-empty for Dockerfile builds.
+    pub dockerfile: String,
+}
+
+/// Changes to a config: `None` unsets a key.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ConfigPatch {
+    /// Environment variables.
+    #[serde(default)]
+    pub values: BTreeMap<String, Option<ConfigValue>>,
+    /// Memory limits by process type.
+    #[serde(default)]
+    pub memory: BTreeMap<String, Option<ConfigValue>>,
+    /// CPU limits by process type.
+    #[serde(default)]
+    pub cpu: BTreeMap<String, Option<ConfigValue>>,
+    /// Node selector tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, Option<ConfigValue>>,
+    /// Private registry credentials.
+    #[serde(default)]
+    pub registry: BTreeMap<String, Option<ConfigValue>>,
+    /// Health checks by process type.
+    #[serde(default)]
+    pub healthcheck: BTreeMap<String, Option<serde_json::Value>>,
+}
+
+/// A config value as clients send it: Deis clients send strings, scripts numbers and booleans.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    /// A string.
+    Text(String),
+    /// A number.
+    Number(serde_json::Number),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl ConfigValue {
+    fn into_string(self) -> String {
+        match self {
+            ConfigValue::Text(s) => s,
+            ConfigValue::Number(n) => n.to_string(),
+            ConfigValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+impl ConfigPatch {
+    /// A patch of `values` only.
+    pub fn values(values: BTreeMap<String, Option<String>>) -> Self {
+        ConfigPatch {
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k, v.map(ConfigValue::Text)))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.values.is_empty()
+            && self.memory.is_empty()
+            && self.cpu.is_empty()
+            && self.tags.is_empty()
+            && self.registry.is_empty()
+            && self.healthcheck.is_empty()
+    }
+}
+
+/// The release serving now (the newest that did not fail), with its config and build.
+struct Current {
+    release: Release,
+    config: Config,
+    build: Option<Build>,
+}
+
+fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
+    let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.failed = 0 ORDER BY r.version DESC LIMIT 1");
+    let release = c
+        .query_opt(&sql, &[app.app.uuid.as_str().into()])?
+        .map(|r| rows::release(&r))
+        .ok_or_else(|| Error::Internal(format!("app {} has no release", app.app.id)))?;
+    let config = config_by_uuid(c, &release.config)?;
+    let build = match &release.build {
+        Some(b) => Some(build_by_uuid(c, b)?),
+        None => None,
+    };
+    Ok(Current { release, config, build })
+}
+
+fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
+    let sql = format!("{CONFIG_SELECT} WHERE c.uuid = $1");
+    c.query_opt(&sql, &[uuid.into()])?
+        .map(|r| rows::config(&r))
+        .ok_or_else(|| Error::Internal(format!("config {uuid} missing")))
+}
+
+fn build_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Build> {
+    let sql = format!("{BUILD_SELECT} WHERE b.uuid = $1");
+    c.query_opt(&sql, &[uuid.into()])?
+        .map(|r| rows::build(&r))
+        .ok_or_else(|| Error::Internal(format!("build {uuid} missing")))
+}
+
+fn body_of(c: &Config) -> ConfigBody {
+    ConfigBody {
+        values: c.values.clone(),
+        memory: c.memory.clone(),
+        cpu: c.cpu.clone(),
+        tags: c.tags.clone(),
+        registry: c.registry.clone(),
+        healthcheck: c.healthcheck.clone(),
+    }
+}
+
+/// Applies a patch to one section; unsetting a missing key is an error (Deis: 422).
+fn patch_section(
+    section: &'static str,
+    target: &mut BTreeMap<String, String>,
+    patch: BTreeMap<String, Option<ConfigValue>>,
+    check_key: impl Fn(&str) -> Result<()>,
+) -> Result<()> {
+    for (k, v) in patch {
+        check_key(&k)?;
+        match v {
+            Some(v) => {
+                let v = v.into_string();
+                validate::config_value(&k, &v)?;
+                target.insert(k, v);
+            }
+            None => {
+                if target.remove(&k).is_none() {
+                    return Err(Error::Unprocessable(format!(
+                        "{k} does not exist under {section}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
+    let mut new = old.clone();
+    patch_section("values", &mut new.values, patch.values, validate::config_key)?;
+    let proc_key = |k: &str| validate::process_type(k);
+    patch_section("memory", &mut new.memory, patch.memory, proc_key)?;
+    patch_section("cpu", &mut new.cpu, patch.cpu, proc_key)?;
+    patch_section("tags", &mut new.tags, patch.tags, |k| {
+        validate::config_key(k).map_err(|_| Error::invalid("tags", k, "tag keys are letters, digits and _"))
+    })?;
+    patch_section("registry", &mut new.registry, patch.registry, |k| match k {
+        "username" | "password" | "hostname" => Ok(()),
+        _ => Err(Error::invalid(
+            "registry",
+            k,
+            "registry settings are username, password and hostname",
+        )),
+    })?;
+    for (k, v) in patch.healthcheck {
+        validate::process_type(&k)?;
+        match v {
+            Some(v) if v.is_object() => {
+                new.healthcheck.insert(k, v);
+            }
+            Some(_) => {
+                return Err(Error::invalid("healthcheck", &k, "a health check is a JSON object"));
+            }
+            None => {
+                if new.healthcheck.remove(&k).is_none() {
+                    return Err(Error::Unprocessable(format!("{k} does not exist under healthcheck")));
+                }
+            }
+        }
+    }
+    let total: usize = new.values.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > validate::MAX_CONFIG_TOTAL {
+        return Err(Error::invalid(
+            "values",
+            &format!("{total} bytes"),
+            format!("the whole config is at most {} bytes", validate::MAX_CONFIG_TOTAL),
+        ));
+    }
+    Ok(new)
+}
+
+/// Deis's release summary: what changed against the serving release, and who did it.
+fn summarize(actor: &str, prev: &Current, build: Option<&Build>, body: &ConfigBody) -> String {
+    let mut parts = Vec::new();
+    if let Some(b) = build {
+        if prev.build.as_ref().map(|p| &p.uuid) != Some(&b.uuid) {
+            let what = if b.sha.is_empty() { b.image.clone() } else { b.sha.chars().take(7).collect() };
+            parts.push(format!("{} deployed {what}", b.owner));
+        }
+    }
+    let old = body_of(&prev.config);
+    let mut diff = Vec::new();
+    let names = |it: Vec<&String>| it.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+    let added: Vec<&String> = body.values.keys().filter(|k| !old.values.contains_key(*k)).collect();
+    let changed: Vec<&String> = body
+        .values
+        .iter()
+        .filter(|(k, v)| old.values.get(*k).is_some_and(|o| o != *v))
+        .map(|(k, _)| k)
+        .collect();
+    let deleted: Vec<&String> = old.values.keys().filter(|k| !body.values.contains_key(*k)).collect();
+    if !added.is_empty() {
+        diff.push(format!("added {}", names(added)));
+    }
+    if !changed.is_empty() {
+        diff.push(format!("changed {}", names(changed)));
+    }
+    if !deleted.is_empty() {
+        diff.push(format!("deleted {}", names(deleted)));
+    }
+    if !diff.is_empty() {
+        parts.push(format!("{actor} {}", diff.join(", ")));
+    }
+    let mut limits = Vec::new();
+    if body.memory != old.memory {
+        limits.push("memory");
+    }
+    if body.cpu != old.cpu {
+        limits.push("cpu");
+    }
+    if !limits.is_empty() {
+        parts.push(format!("{actor} changed limits for {}", limits.join(", ")));
+    }
+    if body.tags != old.tags {
+        parts.push(format!("{actor} changed tags"));
+    }
+    if body.registry != old.registry {
+        parts.push(format!("{actor} changed registry info"));
+    }
+    if body.healthcheck != old.healthcheck {
+        parts.push(format!("{actor} changed healthchecks"));
+    }
+    parts.join(" and ")
+}
+
+fn insert_config(c: &mut dyn Conn, app: &AppRow, owner: &str, body: &ConfigBody) -> Result<Config> {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let t = now();
+    let json = serde_json::to_string(body).map_err(|e| Error::Internal(e.to_string()))?;
+    c.execute(
+        "INSERT INTO configs (uuid, app_uuid, owner, body, created, updated) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[uuid.as_str().into(), app.app.uuid.as_str().into(), owner.into(), json.into(), t.as_str().into(), t.into()],
+    )?;
+    config_by_uuid(c, &uuid)
+}
+
+fn insert_release(
+    c: &mut dyn Conn,
+    app: &AppRow,
+    owner: &str,
+    build: Option<&str>,
+    config: &str,
+    summary: String,
+) -> Result<Release> {
+    let version = c
+        .query("SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app_uuid = $1", &[app.app.uuid.as_str().into()])?
+        .first()
+        .map_or(1, |r| r.int(0));
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let t = now();
+    c.execute(
+        "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '', $8, $9)",
+        &[
+            uuid.as_str().into(),
+            app.app.uuid.as_str().into(),
+            version.into(),
+            owner.into(),
+            build.into(),
+            config.into(),
+            summary.into(),
+            t.as_str().into(),
+            t.into(),
+        ],
+    )?;
+    let sql = format!("{RELEASE_SELECT} WHERE r.uuid = $1");
+    c.query_opt(&sql, &[uuid.into()])?
+        .map(|r| rows::release(&r))
+        .ok_or_else(|| Error::Internal("release vanished after insert".into()))
+}
+
+fn set_structure(c: &mut dyn Conn, app: &AppRow, structure: &BTreeMap<String, i64>) -> Result<()> {
+    let json = serde_json::to_string(structure).map_err(|e| Error::Internal(e.to_string()))?;
+    c.execute(
+        "UPDATE apps SET structure = $1, updated = $2 WHERE uuid = $3",
+        &[json.into(), now().into(), app.app.uuid.as_str().into()],
+    )?;
+    Ok(())
+}
+
+fn desired(app: &str, structure: &BTreeMap<String, i64>, release: &Release, build: Option<&Build>, config: &ConfigBody) -> Desired {
+    Desired {
+        app: app.to_string(),
+        version: release.version,
+        image: build.map(|b| b.image.clone()),
+        procfile: build.map(|b| b.procfile.clone()).unwrap_or_default(),
+        env: config.values.clone(),
+        structure: structure.clone(),
+    }
+}
+
+impl Controller {
+    /// Rolls `desired` out; on failure marks `release` failed, restores `old_structure`
+    /// if given, and answers with the reason.
+    async fn roll_out(
+        &self,
+        app_uuid: String,
+        release: Option<&Release>,
+        desired: Desired,
+        old_structure: Option<BTreeMap<String, i64>>,
+    ) -> Result<()> {
+        let Err(e) = self.runtime.apply(&desired).await else {
+            return Ok(());
+        };
+        tracing::warn!(app = %desired.app, version = desired.version, error = %e, "rollout failed");
+        let release_uuid = release.map(|r| r.uuid.clone());
+        let reason = e.to_string();
+        self.store
+            .write(move |c| {
+                if let Some(uuid) = release_uuid {
+                    c.execute(
+                        "UPDATE releases SET failed = 1, exception = $1, updated = $2 WHERE uuid = $3",
+                        &[reason.as_str().into(), now().into(), uuid.into()],
+                    )?;
+                }
+                if let Some(s) = old_structure {
+                    let json = serde_json::to_string(&s).map_err(|e| Error::Internal(e.to_string()))?;
+                    c.execute("UPDATE apps SET structure = $1 WHERE uuid = $2", &[json.into(), app_uuid.into()])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await?;
+        Err(Error::Deploy(format!(
+            "{e}; the previous release keeps serving (see deis releases -a {})",
+            desired.app
+        )))
+    }
+
+    /// The app's current config.
+    pub async fn get_config(&self, caller: &User, app: &str) -> Result<Config> {
+        let (caller, app) = (caller.clone(), app.to_string());
+        self.store
+            .read(move |c| {
+                let a = app_for(c, &caller, &app, Access::Use)?;
+                Ok(current(c, &a)?.config)
+            })
+            .await
+    }
+
+    /// Changes config and releases it. A patch that changes nothing is refused.
+    pub async fn set_config(&self, caller: &User, app: &str, patch: ConfigPatch) -> Result<ConfigChange> {
+        if patch.is_empty() {
+            return Err(Error::invalid("values", "{}", "nothing to change: give at least one KEY=value"));
+        }
+        let lock = self.deploy_lock(app);
+        let _held = lock.lock().await;
+        let (caller, name) = (caller.clone(), app.to_string());
+        let (config, release, want, app_uuid) = self
+            .store
+            .write(move |c| {
+                let a = app_for(c, &caller, &name, Access::Use)?;
+                let cur = current(c, &a)?;
+                let old = body_of(&cur.config);
+                let body = apply_patch(&old, patch)?;
+                if body == old {
+                    return Err(Error::Conflict(format!("{} changed nothing - release stopped", caller.username)));
+                }
+                let config = insert_config(c, &a, &caller.username, &body)?;
+                let summary = summarize(&caller.username, &cur, None, &body);
+                let release = insert_release(c, &a, &caller.username, cur.release.build.as_deref(), &config.uuid, summary)?;
+                let want = desired(&name, &a.app.structure, &release, cur.build.as_ref(), &body);
+                Ok((config, release, want, a.app.uuid))
+            })
+            .await?;
+        self.roll_out(app_uuid, Some(&release), want, None).await?;
+        Ok(ConfigChange { config, release })
+    }
+
+    /// Records a build and releases it.
+    pub async fn create_build(&self, caller: &User, app: &str, build: NewBuild) -> Result<(Build, Release)> {
+        validate::image_reference(&build.image)?;
+        validate::procfile(&build.procfile)?;
+        if build.sha.len() > 64 || !build.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid("sha", &build.sha, "a git commit is up to 64 hex digits"));
+        }
+        let lock = self.deploy_lock(app);
+        let _held = lock.lock().await;
+        let (caller, name) = (caller.clone(), app.to_string());
+        let (b, release, want, app_uuid, old_structure) = self
+            .store
+            .write(move |c| {
+                let a = app_for(c, &caller, &name, Access::Use)?;
+                let cur = current(c, &a)?;
+                let uuid = uuid::Uuid::new_v4().to_string();
+                let t = now();
+                let procfile = serde_json::to_string(&build.procfile).map_err(|e| Error::Internal(e.to_string()))?;
+                c.execute(
+                    "INSERT INTO builds (uuid, app_uuid, owner, image, sha, procfile, dockerfile, seq, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE app_uuid = $8), $9, $10)",
+                    &[
+                        uuid.as_str().into(),
+                        a.app.uuid.as_str().into(),
+                        caller.username.as_str().into(),
+                        build.image.into(),
+                        build.sha.into(),
+                        procfile.into(),
+                        build.dockerfile.into(),
+                        a.app.uuid.as_str().into(),
+                        t.as_str().into(),
+                        t.into(),
+                    ],
+                )?;
+                let b = build_by_uuid(c, &uuid)?;
+                let structure = structure_for_build(&a.app.structure, &b.procfile);
+                set_structure(c, &a, &structure)?;
+                let body = body_of(&cur.config);
+                let summary = summarize(&caller.username, &cur, Some(&b), &body);
+                let release = insert_release(c, &a, &caller.username, Some(&b.uuid), &cur.config.uuid, summary)?;
+                let want = desired(&name, &structure, &release, Some(&b), &body);
+                Ok::<_, Error>((b, release, want, a.app.uuid.clone(), a.app.structure))
+            })
+            .await?;
+        self.roll_out(app_uuid, Some(&release), want, Some(old_structure)).await?;
+        Ok((b, release))
+    }
+
+    /// The app's builds, newest first.
+    pub async fn list_builds(&self, caller: &User, app: &str, page: PageRequest) -> Result<Page<Build>> {
+        let (caller, app) = (caller.clone(), app.to_string());
+        self.store
+            .read(move |c| {
+                let a = app_for(c, &caller, &app, Access::Use)?;
+                let count = rows::count(c, "SELECT COUNT(*) FROM builds WHERE app_uuid = $1", &[a.app.uuid.as_str().into()])?;
+                let sql = format!("{BUILD_SELECT} WHERE b.app_uuid = $1 ORDER BY b.seq DESC LIMIT $2 OFFSET $3");
+                let results = c
+                    .query(&sql, &[a.app.uuid.into(), i64::from(page.limit).into(), i64::from(page.offset).into()])?
+                    .iter()
+                    .map(rows::build)
+                    .collect();
+                Ok(Page { count, results })
+            })
+            .await
+    }
+
+    /// One build of the app.
+    pub async fn get_build(&self, caller: &User, app: &str, uuid: &str) -> Result<Build> {
+        let (caller, app, uuid) = (caller.clone(), app.to_string(), uuid.to_string());
+        self.store
+            .read(move |c| {
+                let a = app_for(c, &caller, &app, Access::Use)?;
+                let sql = format!("{BUILD_SELECT} WHERE b.app_uuid = $1 AND b.uuid = $2");
+                c.query_opt(&sql, &[a.app.uuid.into(), uuid.as_str().into()])?
+                    .map(|r| rows::build(&r))
+                    .ok_or_else(|| Error::NotFound(format!("build {uuid:?} not found in {app}")))
+            })
+            .await
+    }
+
+    /// The releases ledger, newest first.
+    pub async fn list_releases(&self, caller: &User, app: &str, page: PageRequest) -> Result<Page<Release>> {
+        let (caller, app) = (caller.clone(), app.to_string());
+        self.store
+            .read(move |c| {
+                let a = app_for(c, &caller, &app, Access::Use)?;
+                let count = rows::count(c, "SELECT COUNT(*) FROM releases WHERE app_uuid = $1", &[a.app.uuid.as_str().into()])?;
+                let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 ORDER BY r.version DESC LIMIT $2 OFFSET $3");
+                let results = c
+                    .query(&sql, &[a.app.uuid.into(), i64::from(page.limit).into(), i64::from(page.offset).into()])?
+                    .iter()
+                    .map(rows::release)
+                    .collect();
+                Ok(Page { count, results })
+            })
+            .await
+    }
+
+    /// One release.
+    pub async fn get_release(&self, caller: &User, app: &str, version: i64) -> Result<Release> {
+        let (caller, app) = (caller.clone(), app.to_string());
+        self.store
+            .read(move |c| {
+                let a = app_for(c, &caller, &app, Access::Use)?;
+                let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.version = $2");
+                c.query_opt(&sql, &[a.app.uuid.into(), version.into()])?
+                    .map(|r| rows::release(&r))
+                    .ok_or_else(|| Error::NotFound(format!("release v{version} not found in {app} (see deis releases -a {app})")))
+            })
+            .await
+    }
+
+    /// Makes a new release from an earlier one's build and config; by default the one
+    /// before the serving release.
+    pub async fn rollback(&self, caller: &User, app: &str, version: Option<i64>) -> Result<Release> {
+        let lock = self.deploy_lock(app);
+        let _held = lock.lock().await;
+        let (caller, name) = (caller.clone(), app.to_string());
+        let (release, want, app_uuid, old_structure) = self
+            .store
+            .write(move |c| {
+                let a = app_for(c, &caller, &name, Access::Use)?;
+                let cur = current(c, &a)?;
+                let target_version = match version {
+                    Some(v) => v,
+                    None => c
+                        .query(
+                            "SELECT MAX(version) FROM releases WHERE app_uuid = $1 AND failed = 0 AND version < $2",
+                            &[a.app.uuid.as_str().into(), cur.release.version.into()],
+                        )?
+                        .first()
+                        .map_or(0, |r| r.int(0)),
+                };
+                if target_version < 1 {
+                    return Err(Error::BadRequest(format!(
+                        "{name} is at v{}: there is no earlier release to roll back to (version cannot be below 1)",
+                        cur.release.version
+                    )));
+                }
+                let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.version = $2");
+                let target = c
+                    .query_opt(&sql, &[a.app.uuid.as_str().into(), target_version.into()])?
+                    .map(|r| rows::release(&r))
+                    .ok_or_else(|| Error::NotFound(format!("release v{target_version} not found in {name} (see deis releases -a {name})")))?;
+                if target.failed {
+                    return Err(Error::BadRequest(format!(
+                        "cannot roll back to v{target_version}: its rollout failed ({})",
+                        target.exception
+                    )));
+                }
+                let build = match &target.build {
+                    Some(b) => Some(build_by_uuid(c, b)?),
+                    None => None,
+                };
+                let config = config_by_uuid(c, &target.config)?;
+                let structure = match &build {
+                    Some(b) => structure_for_build(&a.app.structure, &b.procfile),
+                    None => a.app.structure.clone(),
+                };
+                set_structure(c, &a, &structure)?;
+                let summary = format!("{} rolled back to v{target_version}", caller.username);
+                let release = insert_release(c, &a, &caller.username, target.build.as_deref(), &target.config, summary)?;
+                let want = desired(&name, &structure, &release, build.as_ref(), &body_of(&config));
+                Ok((release, want, a.app.uuid.clone(), a.app.structure))
+            })
+            .await?;
+        self.roll_out(app_uuid, Some(&release), want, Some(old_structure)).await?;
+        Ok(release)
+    }
+
+    /// Sets process counts; makes no release.
+    pub async fn scale(&self, caller: &User, app: &str, counts: BTreeMap<String, i64>) -> Result<BTreeMap<String, i64>> {
+        if counts.is_empty() {
+            return Err(Error::invalid("structure", "{}", "give at least one TYPE=N, e.g. web=3"));
+        }
+        for (t, n) in &counts {
+            validate::process_type(t)?;
+            if !(0..=1000).contains(n) {
+                return Err(Error::invalid("structure", &format!("{t}={n}"), "counts are 0 to 1000"));
+            }
+        }
+        let lock = self.deploy_lock(app);
+        let _held = lock.lock().await;
+        let (caller, name) = (caller.clone(), app.to_string());
+        let (structure, want, app_uuid, old) = self
+            .store
+            .write(move |c| {
+                let a = app_for(c, &caller, &name, Access::Use)?;
+                let cur = current(c, &a)?;
+                let Some(build) = &cur.build else {
+                    return Err(Error::BadRequest(format!(
+                        "{name} has no build to scale yet: deploy one first (git push deis main, or deis pull IMAGE -a {name})"
+                    )));
+                };
+                for t in counts.keys() {
+                    let known = if build.procfile.is_empty() { t == "cmd" } else { build.procfile.contains_key(t) };
+                    if !known {
+                        let types: Vec<&str> = if build.procfile.is_empty() { vec!["cmd"] } else { build.procfile.keys().map(String::as_str).collect() };
+                        return Err(Error::BadRequest(format!(
+                            "Container type {t} does not exist in application; {name} has: {}",
+                            types.join(", ")
+                        )));
+                    }
+                }
+                let mut structure = a.app.structure.clone();
+                structure.extend(counts);
+                set_structure(c, &a, &structure)?;
+                let want = desired(&name, &structure, &cur.release, cur.build.as_ref(), &body_of(&cur.config));
+                Ok((structure, want, a.app.uuid.clone(), a.app.structure))
+            })
+            .await?;
+        self.roll_out(app_uuid, None, want, Some(old)).await?;
+        Ok(structure)
+    }
+
+    /// The app's processes as the runtime reports them, optionally of one type.
+    pub async fn processes(&self, caller: &User, app: &str, kind: Option<&str>) -> Result<Vec<Process>> {
+        let (c1, name) = (caller.clone(), app.to_string());
+        self.store
+            .read(move |c| app_for(c, &c1, &name, Access::Use).map(|_| ()))
+            .await?;
+        let mut procs = self
+            .runtime
+            .processes(app)
+            .await
+            .map_err(|e| Error::Unavailable(format!("the runtime did not answer: {e}")))?;
+        if let Some(k) = kind {
+            procs.retain(|p| p.kind == k);
+        }
+        procs.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+        Ok(procs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cur(values: &[(&str, &str)]) -> Current {
+        Current {
+            release: Release {
+                uuid: "r".into(), app: "a".into(), version: 1, owner: "alice".into(), build: None,
+                config: "c".into(), summary: String::new(), failed: false, exception: String::new(),
+                created: String::new(), updated: String::new(),
+            },
+            config: Config {
+                values: values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ..Default::default()
+            },
+            build: None,
+        }
+    }
+
+    #[test]
+    fn summaries_read_like_deis() {
+        let prev = cur(&[("A", "1"), ("B", "2")]);
+        let mut body = body_of(&prev.config);
+        body.values.insert("GREETING".into(), "hi".into());
+        assert_eq!(summarize("alice", &prev, None, &body), "alice added GREETING");
+        body.values.insert("A".into(), "9".into());
+        body.values.remove("B");
+        assert_eq!(summarize("alice", &prev, None, &body), "alice added GREETING, changed A, deleted B");
+    }
+
+    #[test]
+    fn unset_of_missing_key_is_unprocessable() {
+        let patch = ConfigPatch::values([("NOPE".to_string(), None)].into());
+        let e = apply_patch(&ConfigBody::default(), patch).unwrap_err();
+        assert!(matches!(e, Error::Unprocessable(_)), "{e}");
+    }
+
+    #[test]
+    fn numbers_and_bools_become_strings() {
+        let patch: ConfigPatch = serde_json::from_str(r#"{"values": {"N": 3, "B": true, "S": "x", "U": null}}"#).unwrap();
+        let base = ConfigBody { values: [("U".to_string(), "1".to_string())].into(), ..Default::default() };
+        let body = apply_patch(&base, patch).unwrap();
+        assert_eq!(body.values.get("N").map(String::as_str), Some("3"));
+        assert_eq!(body.values.get("B").map(String::as_str), Some("true"));
+        assert!(!body.values.contains_key("U"));
+    }
+}
