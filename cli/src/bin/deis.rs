@@ -1,1 +1,5 @@
-fn main(){}
+//! `deis`: the user's command line.
+
+fn main() -> std::process::ExitCode {
+    workflow_cli::deis::main()
+}

@@ -1,1 +1,5 @@
-fn main(){}
+//! `workflow`: the server binary.
+
+fn main() -> std::process::ExitCode {
+    workflow_cli::server::main()
+}

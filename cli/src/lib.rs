@@ -1,0 +1,5 @@
+//! The two binaries' code: [`deis`] (the user's client) and [`server`] (`workflow`,
+//! which runs the daemons). The `src/bin` files only call into here.
+
+pub mod deis;
+pub mod server;

@@ -1,0 +1,332 @@
+//! `workflow`: runs every daemon on one machine (`up`) or one daemon each.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use workflow_common::endpoints::{self, Endpoints};
+use workflow_controller::domain::RegistrationMode;
+
+/// Default listen addresses, one per listener (documented in the README).
+pub mod defaults {
+    /// Controller REST API (Deis v2).
+    pub const CONTROLLER: &str = "127.0.0.1:8000";
+    /// Controller gRPC.
+    pub const CONTROLLER_GRPC: &str = "127.0.0.1:8001";
+    /// Builder gRPC.
+    pub const BUILDER_GRPC: &str = "127.0.0.1:8010";
+    /// registry-sync gRPC.
+    pub const REGISTRY_GRPC: &str = "127.0.0.1:8020";
+    /// Logger gRPC.
+    pub const LOGGER_GRPC: &str = "127.0.0.1:8030";
+    /// Prometheus metrics of every daemon in the process.
+    pub const METRICS: &str = "127.0.0.1:9090";
+}
+
+/// The Workflow server.
+#[derive(Debug, Parser)]
+#[command(name = "workflow", version, about = "Workflow: a Heroku-style platform. Runs the platform's daemons.")]
+pub struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One subcommand per way of running.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every daemon on this machine with embedded defaults (SQLite, local files).
+    Up(UpArgs),
+    /// Run only the controller (REST + gRPC).
+    Controller(ControllerArgs),
+    /// Run only the builder.
+    Builder(DaemonArgs),
+}
+
+/// Controller settings shared by `up` and `controller`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Metadata store: postgres://USER:PASS@HOST/DB, or a SQLite file path
+    /// (default: DATA_DIR/controller.db). Env: WORKFLOW_DATABASE_URL.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Who may register: enabled, admin_only or disabled. Env: WORKFLOW_REGISTRATION_MODE.
+    #[arg(long, value_parser = parse_mode)]
+    pub registration: Option<RegistrationMode>,
+    /// A TOML config file for the controller (keys: database, registration, builder_key).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<RegistrationMode, String> {
+    match s {
+        "enabled" => Ok(RegistrationMode::Enabled),
+        "admin_only" => Ok(RegistrationMode::AdminOnly),
+        "disabled" => Ok(RegistrationMode::Disabled),
+        other => Err(format!("{other:?}: expected enabled, admin_only or disabled")),
+    }
+}
+
+/// `workflow up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where everything is kept (database, endpoints.json, keys).
+    #[arg(long, default_value = "./wf")]
+    pub data_dir: PathBuf,
+    /// Bind every listener to an ephemeral port on 127.0.0.1 (see DATA_DIR/endpoints.json).
+    #[arg(long)]
+    pub random_ports: bool,
+    /// Controller REST listen address.
+    #[arg(long, default_value = defaults::CONTROLLER)]
+    pub controller_listen: SocketAddr,
+    /// Controller gRPC listen address.
+    #[arg(long, default_value = defaults::CONTROLLER_GRPC)]
+    pub controller_grpc_listen: SocketAddr,
+    /// Builder gRPC listen address.
+    #[arg(long, default_value = defaults::BUILDER_GRPC)]
+    pub builder_grpc_listen: SocketAddr,
+    /// registry-sync gRPC listen address.
+    #[arg(long, default_value = defaults::REGISTRY_GRPC)]
+    pub registry_grpc_listen: SocketAddr,
+    /// Logger gRPC listen address.
+    #[arg(long, default_value = defaults::LOGGER_GRPC)]
+    pub logger_grpc_listen: SocketAddr,
+    /// Prometheus metrics listen address.
+    #[arg(long, default_value = defaults::METRICS)]
+    pub metrics_listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `workflow controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Where the controller keeps its files (SQLite database, builder key).
+    #[arg(long, default_value = "./wf")]
+    pub data_dir: PathBuf,
+    /// REST listen address.
+    #[arg(long, default_value = defaults::CONTROLLER)]
+    pub listen: SocketAddr,
+    /// gRPC listen address.
+    #[arg(long, default_value = defaults::CONTROLLER_GRPC)]
+    pub grpc_listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// A daemon that only serves gRPC so far.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// gRPC listen address.
+    #[arg(long)]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Prometheus metrics listen address (none by default).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Parses arguments, runs, and maps the outcome to an exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    workflow_common::telemetry::init("info,tower=warn,hyper=warn,h2=warn", cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("workflow: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("workflow: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let shutdown = workflow_common::shutdown::on_signals();
+    match cli.command {
+        Command::Up(a) => up(a, shutdown).await,
+        Command::Controller(a) => {
+            let cfg = controller_config(&a.data_dir, &a.store)?;
+            let http = bind(a.listen, false, "controller").await?;
+            let grpc = bind(a.grpc_listen, false, "controller gRPC").await?;
+            workflow_controller::run(cfg, http, grpc, shutdown).await?;
+            Ok(())
+        }
+        Command::Builder(a) => {
+            let l = bind(a.grpc_listen.unwrap_or(parse(defaults::BUILDER_GRPC)), false, "builder gRPC").await?;
+            spawn_metrics(a.metrics_listen, shutdown.clone()).await?;
+            workflow_builder::run(workflow_builder::Config::default(), l, shutdown).await?;
+            Ok(())
+        }
+    }
+}
+
+fn parse(s: &str) -> SocketAddr {
+    s.parse().expect("default addresses are valid")
+}
+
+async fn bind(addr: SocketAddr, random: bool, what: &str) -> Result<TcpListener> {
+    let addr = if random { SocketAddr::from(([127, 0, 0, 1], 0)) } else { addr };
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the {what}: is another platform running? (pick another with its --*-listen flag, or use --random-ports)")
+    })
+}
+
+/// The builder key: from the environment or config, else kept in DATA_DIR/builder-key.
+fn builder_key(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("builder-key");
+    match std::fs::read_to_string(&path) {
+        Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    write_private(&path, &key)?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, body: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(body.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))
+}
+
+fn controller_config(data_dir: &Path, a: &StoreArgs) -> Result<workflow_controller::Config> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let defaults = workflow_controller::Config {
+        database: data_dir.join("controller.db").to_string_lossy().into_owned(),
+        registration: RegistrationMode::Enabled,
+        builder_key: String::new(),
+    };
+    let mut cfg = workflow_controller::Config::load_from(a.config.as_deref(), &env, defaults)?;
+    // Flags beat everything.
+    if let Some(d) = &a.database {
+        cfg.database = d.clone();
+    }
+    if let Some(m) = a.registration {
+        cfg.registration = m;
+    }
+    if cfg.builder_key.is_empty() {
+        cfg.builder_key = builder_key(data_dir)?;
+    }
+    Ok(cfg)
+}
+
+async fn spawn_metrics(addr: Option<SocketAddr>, shutdown: CancellationToken) -> Result<Option<SocketAddr>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let l = bind(addr, false, "metrics").await?;
+    Ok(Some(serve_metrics(l, shutdown)))
+}
+
+fn serve_metrics(l: TcpListener, shutdown: CancellationToken) -> SocketAddr {
+    let addr = l.local_addr().unwrap_or_else(|_| parse(defaults::METRICS));
+    tokio::spawn(async move {
+        let app = workflow_common::metrics::router::<()>();
+        if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    });
+    addr
+}
+
+fn url(l: &TcpListener) -> Result<String> {
+    Ok(format!("http://{}", l.local_addr()?))
+}
+
+async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
+    let cfg = controller_config(&a.data_dir, &a.store)?;
+    let r = a.random_ports;
+    let http = bind(a.controller_listen, r, "controller").await?;
+    let grpc = bind(a.controller_grpc_listen, r, "controller gRPC").await?;
+    let builder = bind(a.builder_grpc_listen, r, "builder gRPC").await?;
+    let registry = bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?;
+    let logger = bind(a.logger_grpc_listen, r, "logger gRPC").await?;
+    let metrics = bind(a.metrics_listen, r, "metrics").await?;
+
+    let mut eps = Endpoints::new();
+    eps.insert("controller".into(), url(&http)?);
+    eps.insert("controller_grpc".into(), url(&grpc)?);
+    eps.insert("builder_grpc".into(), url(&builder)?);
+    eps.insert("metrics".into(), format!("{}/metrics", url(&metrics)?));
+
+    let ctl = workflow_controller::open(&cfg, Arc::new(workflow_controller::runtime::LedgerOnly))
+        .await
+        .with_context(|| format!("opening the metadata store {}", cfg.database))?;
+    let controller_url = eps["controller"].clone();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let s = shutdown.clone();
+    tasks.spawn(async move { workflow_controller::serve(ctl, None, http, grpc, s).await.context("controller") });
+    let s = shutdown.clone();
+    tasks.spawn(async move { workflow_builder::run(workflow_builder::Config::default(), builder, s).await.context("builder") });
+    // registry-sync and the logger join here as their daemons land.
+    drop((registry, logger));
+    serve_metrics(metrics, shutdown.clone());
+
+    wait_ready(&controller_url).await?;
+    endpoints::write(&a.data_dir, &eps).with_context(|| format!("writing {}/endpoints.json", a.data_dir.display()))?;
+    eprintln!("Workflow is up. Controller: {controller_url}");
+    eprintln!("  deis register {controller_url} --username NAME --password PASS");
+    eprintln!("  endpoints: {}", a.data_dir.join("endpoints.json").display());
+
+    // The first daemon to stop (error or shutdown) stops the others.
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = outcome {
+            if failure.is_none() {
+                failure = Some(e);
+            }
+        }
+        shutdown.cancel();
+    }
+    let _ = std::fs::remove_file(a.data_dir.join("endpoints.json"));
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            eprintln!("Workflow stopped.");
+            Ok(())
+        }
+    }
+}
+
+async fn wait_ready(controller: &str) -> Result<()> {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{controller}/healthz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the controller did not become ready at {controller}")
+}
