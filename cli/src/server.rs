@@ -31,7 +31,11 @@ pub mod defaults {
 
 /// The Workflow server.
 #[derive(Debug, Parser)]
-#[command(name = "workflow", version, about = "Workflow: a Heroku-style platform. Runs the platform's daemons.")]
+#[command(
+    name = "workflow",
+    version,
+    about = "Workflow: a Heroku-style platform. Runs the platform's daemons."
+)]
 pub struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -71,7 +75,9 @@ fn parse_mode(s: &str) -> Result<RegistrationMode, String> {
         "enabled" => Ok(RegistrationMode::Enabled),
         "admin_only" => Ok(RegistrationMode::AdminOnly),
         "disabled" => Ok(RegistrationMode::Disabled),
-        other => Err(format!("{other:?}: expected enabled, admin_only or disabled")),
+        other => Err(format!(
+            "{other:?}: expected enabled, admin_only or disabled"
+        )),
     }
 }
 
@@ -137,7 +143,10 @@ pub struct DaemonArgs {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     workflow_common::telemetry::init("info,tower=warn,hyper=warn,h2=warn", cli.log_json);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("workflow: cannot start the async runtime: {e}");
@@ -165,7 +174,12 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Builder(a) => {
-            let l = bind(a.grpc_listen.unwrap_or(parse(defaults::BUILDER_GRPC)), false, "builder gRPC").await?;
+            let l = bind(
+                a.grpc_listen.unwrap_or(parse(defaults::BUILDER_GRPC)),
+                false,
+                "builder gRPC",
+            )
+            .await?;
             spawn_metrics(a.metrics_listen, shutdown.clone()).await?;
             workflow_builder::run(workflow_builder::Config::default(), l, shutdown).await?;
             Ok(())
@@ -178,7 +192,11 @@ fn parse(s: &str) -> SocketAddr {
 }
 
 async fn bind(addr: SocketAddr, random: bool, what: &str) -> Result<TcpListener> {
-    let addr = if random { SocketAddr::from(([127, 0, 0, 1], 0)) } else { addr };
+    let addr = if random {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    } else {
+        addr
+    };
     TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} for the {what}: is another platform running? (pick another with its --*-listen flag, or use --random-ports)")
     })
@@ -193,7 +211,11 @@ fn builder_key(data_dir: &Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     write_private(&path, &key)?;
     Ok(key)
 }
@@ -219,10 +241,14 @@ fn write_private(path: &Path, body: &str) -> Result<()> {
 }
 
 fn controller_config(data_dir: &Path, a: &StoreArgs) -> Result<workflow_controller::Config> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let env: HashMap<String, String> = std::env::vars().collect();
     let defaults = workflow_controller::Config {
-        database: data_dir.join("controller.db").to_string_lossy().into_owned(),
+        database: data_dir
+            .join("controller.db")
+            .to_string_lossy()
+            .into_owned(),
         registration: RegistrationMode::Enabled,
         builder_key: String::new(),
     };
@@ -240,7 +266,10 @@ fn controller_config(data_dir: &Path, a: &StoreArgs) -> Result<workflow_controll
     Ok(cfg)
 }
 
-async fn spawn_metrics(addr: Option<SocketAddr>, shutdown: CancellationToken) -> Result<Option<SocketAddr>> {
+async fn spawn_metrics(
+    addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) -> Result<Option<SocketAddr>> {
     let Some(addr) = addr else { return Ok(None) };
     let l = bind(addr, false, "metrics").await?;
     Ok(Some(serve_metrics(l, shutdown)))
@@ -250,7 +279,10 @@ fn serve_metrics(l: TcpListener, shutdown: CancellationToken) -> SocketAddr {
     let addr = l.local_addr().unwrap_or_else(|_| parse(defaults::METRICS));
     tokio::spawn(async move {
         let app = workflow_common::metrics::router::<()>();
-        if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        if let Err(e) = axum::serve(l, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "metrics endpoint failed");
         }
     });
@@ -284,18 +316,30 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
 
     let mut tasks = tokio::task::JoinSet::new();
     let s = shutdown.clone();
-    tasks.spawn(async move { workflow_controller::serve(ctl, None, http, grpc, s).await.context("controller") });
+    tasks.spawn(async move {
+        workflow_controller::serve(ctl, None, http, grpc, s)
+            .await
+            .context("controller")
+    });
     let s = shutdown.clone();
-    tasks.spawn(async move { workflow_builder::run(workflow_builder::Config::default(), builder, s).await.context("builder") });
+    tasks.spawn(async move {
+        workflow_builder::run(workflow_builder::Config::default(), builder, s)
+            .await
+            .context("builder")
+    });
     // registry-sync and the logger join here as their daemons land.
     drop((registry, logger));
     serve_metrics(metrics, shutdown.clone());
 
     wait_ready(&controller_url).await?;
-    endpoints::write(&a.data_dir, &eps).with_context(|| format!("writing {}/endpoints.json", a.data_dir.display()))?;
+    endpoints::write(&a.data_dir, &eps)
+        .with_context(|| format!("writing {}/endpoints.json", a.data_dir.display()))?;
     eprintln!("Workflow is up. Controller: {controller_url}");
     eprintln!("  deis register {controller_url} --username NAME --password PASS");
-    eprintln!("  endpoints: {}", a.data_dir.join("endpoints.json").display());
+    eprintln!(
+        "  endpoints: {}",
+        a.data_dir.join("endpoints.json").display()
+    );
 
     // The first daemon to stop (error or shutdown) stops the others.
     let mut failure = None;

@@ -26,15 +26,24 @@ fn up(dir: &Path) -> (Platform, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start workflow up");
-    let platform = Platform { child, data: data.clone() };
+    let platform = Platform {
+        child,
+        data: data.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(text) = std::fs::read_to_string(data.join("endpoints.json")) {
             let v: serde_json::Value = serde_json::from_str(&text).expect("endpoints.json is JSON");
-            let url = v["controller"].as_str().expect("endpoints.json has controller").to_string();
+            let url = v["controller"]
+                .as_str()
+                .expect("endpoints.json has controller")
+                .to_string();
             return (platform, url);
         }
-        assert!(Instant::now() < deadline, "workflow up did not write endpoints.json within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "workflow up did not write endpoints.json within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -52,8 +61,14 @@ fn deis(home: &Path, cwd: &Path, args: &[&str]) -> Output {
 
 fn ok(home: &Path, cwd: &Path, args: &[&str]) -> String {
     let out = deis(home, cwd, args);
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "deis {args:?} failed:\n{stdout}\n{stderr}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "deis {args:?} failed:\n{stdout}\n{stderr}"
+    );
     format!("{stdout}{stderr}")
 }
 
@@ -65,7 +80,20 @@ fn the_user_story_works_verbatim() {
     let cwd = dir.path();
     let (mut platform, url) = up(dir.path());
 
-    let out = ok(&home, cwd, &["register", &url, "--username", "alice", "--password", "s3cret", "--email", "a@example.com"]);
+    let out = ok(
+        &home,
+        cwd,
+        &[
+            "register",
+            &url,
+            "--username",
+            "alice",
+            "--password",
+            "s3cret",
+            "--email",
+            "a@example.com",
+        ],
+    );
     assert!(out.contains("Logged in as alice"), "{out}");
     let profile = std::fs::read_to_string(home.join(".deis/client.json")).unwrap();
     let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
@@ -78,9 +106,16 @@ fn the_user_story_works_verbatim() {
     let out = ok(&home, cwd, &["config:set", "GREETING=hi", "-a", "hello"]);
     assert!(out.contains("v2"), "{out}");
     let out = ok(&home, cwd, &["releases", "-a", "hello"]);
-    let v2 = out.lines().position(|l| l.starts_with("v2") && l.ends_with("alice added GREETING"));
-    let v1 = out.lines().position(|l| l.starts_with("v1") && l.ends_with("alice created initial release"));
-    assert!(matches!((v2, v1), (Some(a), Some(b)) if a < b), "newest first:\n{out}");
+    let v2 = out
+        .lines()
+        .position(|l| l.starts_with("v2") && l.ends_with("alice added GREETING"));
+    let v1 = out
+        .lines()
+        .position(|l| l.starts_with("v1") && l.ends_with("alice created initial release"));
+    assert!(
+        matches!((v2, v1), (Some(a), Some(b)) if a < b),
+        "newest first:\n{out}"
+    );
     let out = ok(&home, cwd, &["rollback", "-a", "hello"]);
     assert!(out.contains("v3"), "{out}");
     let out = ok(&home, cwd, &["releases", "-a", "hello", "--json"]);
@@ -91,7 +126,14 @@ fn the_user_story_works_verbatim() {
     // In a git checkout, create adds the remote and later commands infer the app from it.
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    assert!(Command::new("git").args(["init", "-q"]).current_dir(&repo).status().unwrap().success());
+    assert!(
+        Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = ok(&home, &repo, &["create", "world"]);
     assert!(out.contains("Git remote deis"), "{out}");
     let out = ok(&home, &repo, &["config:set", "A=1"]);
@@ -101,19 +143,31 @@ fn the_user_story_works_verbatim() {
     let out = deis(&home, cwd, &["create", "Bad_Name", "--no-remote"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Bad_Name") && err.contains("\nError: "), "{err}");
+    assert!(
+        err.contains("Bad_Name") && err.contains("\nError: "),
+        "{err}"
+    );
     let out = deis(&home, cwd, &["config:set", "GREETING=hi", "-a", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 
     // SIGTERM shuts down cleanly and removes endpoints.json.
     let pid = platform.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = platform.child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "workflow did not stop within 30 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "workflow did not stop within 30 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "clean exit on SIGTERM: {status}");

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use workflow_controller::domain::{ConfigPatch, Controller, RegisterRequest, RegistrationMode, Settings};
+use workflow_controller::domain::{
+    ConfigPatch, Controller, RegisterRequest, RegistrationMode, Settings,
+};
 use workflow_controller::model::{PageRequest, User};
 use workflow_controller::runtime::LedgerOnly;
 use workflow_controller::store::Store;
@@ -30,7 +32,10 @@ async fn time_newest_page(ctl: &Controller, user: &User, app: &str, runs: usize)
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        let page = ctl.list_releases(user, app, PageRequest::new(100, 0)).await.expect("list");
+        let page = ctl
+            .list_releases(user, app, PageRequest::new(100, 0))
+            .await
+            .expect("list");
         samples.push(t.elapsed());
         assert_eq!(page.results.len(), page.count.min(100) as usize);
     }
@@ -41,10 +46,20 @@ async fn bench(label: &str, store: Store) {
     let ctl = Arc::new(Controller::new(
         store,
         Arc::new(LedgerOnly),
-        Settings { registration: RegistrationMode::Enabled, builder_key: "bench".into() },
+        Settings {
+            registration: RegistrationMode::Enabled,
+            builder_key: "bench".into(),
+        },
     ));
     let user = ctl
-        .register(None, RegisterRequest { username: "bench".into(), password: "pw".into(), ..Default::default() })
+        .register(
+            None,
+            RegisterRequest {
+                username: "bench".into(),
+                password: "pw".into(),
+                ..Default::default()
+            },
+        )
         .await
         .expect("register");
     let t = Instant::now();
@@ -58,7 +73,11 @@ async fn bench(label: &str, store: Store) {
         big.as_secs_f64() * 1e3,
         small.as_secs_f64() * 1e3,
         big.as_secs_f64() / small.as_secs_f64(),
-        if big < Duration::from_millis(20) { "met" } else { "MISSED" }
+        if big < Duration::from_millis(20) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "{label}: writing 10,000 releases took {:.1} s ({:.0} releases/s)",
@@ -68,10 +87,15 @@ async fn bench(label: &str, store: Store) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(dir.path().join("bench.db").to_str().expect("utf-8")).await.expect("sqlite");
+        let store = Store::connect(dir.path().join("bench.db").to_str().expect("utf-8"))
+            .await
+            .expect("sqlite");
         bench("sqlite", store).await;
         if let Ok(url) = std::env::var("WORKFLOW_TEST_POSTGRES_URL") {
             let db = format!("wf_bench_{}", uuid::Uuid::new_v4().simple());
@@ -84,7 +108,9 @@ fn main() {
             .await
             .expect("task");
             let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-            let store = Store::connect(&format!("{base}/{db}")).await.expect("postgres");
+            let store = Store::connect(&format!("{base}/{db}"))
+                .await
+                .expect("postgres");
             bench("postgres", store).await;
         }
     });

@@ -77,10 +77,12 @@ impl Config {
         defaults: Config,
     ) -> Result<Config, ConfigError> {
         let parsed = match file {
-            Some((path, text)) => toml::from_str::<FileConfig>(text).map_err(|e| ConfigError::Parse {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?,
+            Some((path, text)) => {
+                toml::from_str::<FileConfig>(text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
             None => FileConfig::default(),
         };
         let mut cfg = defaults;
@@ -116,10 +118,12 @@ impl Config {
         defaults: Config,
     ) -> Result<Config, ConfigError> {
         let text = match path {
-            Some(p) => Some(std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                path: p.to_path_buf(),
-                source,
-            })?),
+            Some(p) => Some(
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+            ),
             None => None,
         };
         Config::load(path.zip(text.as_deref()), env, defaults)
@@ -141,7 +145,10 @@ mod tests {
     #[test]
     fn env_beats_file_beats_defaults() {
         let file = "database = \"file.db\"\nregistration = \"admin_only\"\n";
-        let env = HashMap::from([("WORKFLOW_DATABASE_URL".to_string(), "postgres://x/y".to_string())]);
+        let env = HashMap::from([(
+            "WORKFLOW_DATABASE_URL".to_string(),
+            "postgres://x/y".to_string(),
+        )]);
         let c = Config::load(Some((Path::new("c.toml"), file)), &env, defaults()).unwrap();
         assert_eq!(c.database, "postgres://x/y");
         assert_eq!(c.registration, RegistrationMode::AdminOnly);
@@ -150,9 +157,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let e = Config::load(Some((Path::new("c.toml"), "databse = \"x\"")), &HashMap::new(), defaults()).unwrap_err();
+        let e = Config::load(
+            Some((Path::new("c.toml"), "databse = \"x\"")),
+            &HashMap::new(),
+            defaults(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("databse"), "{e}");
-        let env = HashMap::from([("WORKFLOW_REGISTRATION_MODE".to_string(), "sometimes".to_string())]);
+        let env = HashMap::from([(
+            "WORKFLOW_REGISTRATION_MODE".to_string(),
+            "sometimes".to_string(),
+        )]);
         let e = Config::load(None, &env, defaults()).unwrap_err();
         assert!(e.to_string().contains("sometimes"), "{e}");
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use workflow_proto::controller::v1 as pb;
 
-use crate::domain::{Controller, ConfigPatch, NewBuild, RegisterRequest, RegistryAction};
+use crate::domain::{ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction};
 use crate::model::{self, PageRequest, User};
 
 /// All controller gRPC services share one handle on the domain.
@@ -49,16 +49,24 @@ fn token_of<T>(req: &Request<T>) -> Result<Option<String>, Status> {
     let Some(v) = req.metadata().get("authorization") else {
         return Ok(None);
     };
-    let v = v.to_str().map_err(|_| Status::unauthenticated("invalid authorization metadata"))?;
+    let v = v
+        .to_str()
+        .map_err(|_| Status::unauthenticated("invalid authorization metadata"))?;
     let (scheme, token) = v.split_once(' ').unwrap_or(("", ""));
-    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) || token.trim().is_empty() {
-        return Err(Status::unauthenticated("expected `authorization: token <token>`"));
+    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+        || token.trim().is_empty()
+    {
+        return Err(Status::unauthenticated(
+            "expected `authorization: token <token>`",
+        ));
     }
     Ok(Some(token.trim().to_string()))
 }
 
 fn page(p: Option<pb::PageRequest>) -> PageRequest {
-    p.map_or_else(PageRequest::default, |p| PageRequest::new(p.limit, p.offset))
+    p.map_or_else(PageRequest::default, |p| {
+        PageRequest::new(p.limit, p.offset)
+    })
 }
 
 fn user(u: User) -> pb::User {
@@ -77,19 +85,32 @@ fn user(u: User) -> pb::User {
 }
 
 fn key(k: model::Key) -> pb::Key {
-    pb::Key { uuid: k.uuid, id: k.id, owner: k.owner, public: k.public, fingerprint: k.fingerprint, created: k.created, updated: k.updated }
+    pb::Key {
+        uuid: k.uuid,
+        id: k.id,
+        owner: k.owner,
+        public: k.public,
+        fingerprint: k.fingerprint,
+        created: k.created,
+        updated: k.updated,
+    }
 }
 
 fn app(a: model::App) -> pb::App {
-    pb::App { uuid: a.uuid, id: a.id, owner: a.owner, structure: a.structure.into_iter().collect(), created: a.created, updated: a.updated }
+    pb::App {
+        uuid: a.uuid,
+        id: a.id,
+        owner: a.owner,
+        structure: a.structure.into_iter().collect(),
+        created: a.created,
+        updated: a.updated,
+    }
 }
 
 fn config(c: model::Config, reveal_registry: bool) -> pb::Config {
     let mut registry: std::collections::HashMap<String, String> = c.registry.into_iter().collect();
-    if !reveal_registry {
-        if let Some(p) = registry.get_mut("password") {
-            *p = "***".into();
-        }
+    if !reveal_registry && let Some(p) = registry.get_mut("password") {
+        *p = "***".into();
     }
     pb::Config {
         uuid: c.uuid,
@@ -138,7 +159,10 @@ fn release(r: model::Release, image: String) -> pb::Release {
 
 fn build_change(b: model::Build, r: model::Release) -> pb::BuildChange {
     let image = b.image.clone();
-    pb::BuildChange { build: Some(build(b)), release: Some(release(r, image)) }
+    pb::BuildChange {
+        build: Some(build(b)),
+        release: Some(release(r, image)),
+    }
 }
 
 type R<T> = Result<Response<T>, Status>;
@@ -150,34 +174,59 @@ impl pb::auth_server::Auth for Grpc {
         let r = req.into_inner();
         let u = self
             .ctl
-            .register(caller.as_ref(), RegisterRequest { username: r.username, password: r.password, email: r.email, first_name: r.first_name, last_name: r.last_name })
+            .register(
+                caller.as_ref(),
+                RegisterRequest {
+                    username: r.username,
+                    password: r.password,
+                    email: r.email,
+                    first_name: r.first_name,
+                    last_name: r.last_name,
+                },
+            )
             .await?;
         Ok(Response::new(user(u)))
     }
     async fn login(&self, req: Request<pb::LoginRequest>) -> R<pb::TokenResponse> {
         let r = req.into_inner();
-        Ok(Response::new(pb::TokenResponse { token: self.ctl.login(&r.username, &r.password).await? }))
+        Ok(Response::new(pb::TokenResponse {
+            token: self.ctl.login(&r.username, &r.password).await?,
+        }))
     }
     async fn whoami(&self, req: Request<pb::Empty>) -> R<pb::User> {
         Ok(Response::new(user(self.caller(&req).await?)))
     }
-    async fn regenerate_token(&self, req: Request<pb::RegenerateTokenRequest>) -> R<pb::TokenResponse> {
+    async fn regenerate_token(
+        &self,
+        req: Request<pb::RegenerateTokenRequest>,
+    ) -> R<pb::TokenResponse> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let name = (!r.username.is_empty()).then_some(r.username.as_str());
         let token = self.ctl.regenerate_token(&u, name, r.all).await?;
-        Ok(Response::new(pb::TokenResponse { token: token.unwrap_or_default() }))
+        Ok(Response::new(pb::TokenResponse {
+            token: token.unwrap_or_default(),
+        }))
     }
     async fn cancel(&self, req: Request<pb::CancelRequest>) -> R<pb::Empty> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
-        self.ctl.cancel(&u, (!r.username.is_empty()).then_some(r.username.as_str())).await?;
+        self.ctl
+            .cancel(&u, (!r.username.is_empty()).then_some(r.username.as_str()))
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
     async fn passwd(&self, req: Request<pb::PasswdRequest>) -> R<pb::Empty> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
-        self.ctl.passwd(&u, (!r.username.is_empty()).then_some(r.username.as_str()), &r.password, &r.new_password).await?;
+        self.ctl
+            .passwd(
+                &u,
+                (!r.username.is_empty()).then_some(r.username.as_str()),
+                &r.password,
+                &r.new_password,
+            )
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 }
@@ -187,12 +236,18 @@ impl pb::keys_server::Keys for Grpc {
     async fn list(&self, req: Request<pb::PageRequest>) -> R<pb::KeyList> {
         let u = self.caller(&req).await?;
         let p = self.ctl.list_keys(&u, page(Some(req.into_inner()))).await?;
-        Ok(Response::new(pb::KeyList { count: p.count, results: p.results.into_iter().map(key).collect() }))
+        Ok(Response::new(pb::KeyList {
+            count: p.count,
+            results: p.results.into_iter().map(key).collect(),
+        }))
     }
     async fn add(&self, req: Request<pb::AddKeyRequest>) -> R<pb::Key> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
-        Ok(Response::new(key(self.ctl.add_key(&u, &r.id, &r.public).await?)))
+        Ok(Response::new(key(self
+            .ctl
+            .add_key(&u, &r.id, &r.public)
+            .await?)))
     }
     async fn remove(&self, req: Request<pb::KeyRef>) -> R<pb::Empty> {
         let u = self.caller(&req).await?;
@@ -206,21 +261,33 @@ impl pb::apps_server::Apps for Grpc {
     async fn create(&self, req: Request<pb::CreateAppRequest>) -> R<pb::App> {
         let u = self.caller(&req).await?;
         let id = req.into_inner().id;
-        Ok(Response::new(app(self.ctl.create_app(&u, Some(id.as_str())).await?)))
+        Ok(Response::new(app(self
+            .ctl
+            .create_app(&u, Some(id.as_str()))
+            .await?)))
     }
     async fn list(&self, req: Request<pb::ListAppsRequest>) -> R<pb::AppList> {
         let u = self.caller(&req).await?;
         let p = self.ctl.list_apps(&u, page(req.into_inner().page)).await?;
-        Ok(Response::new(pb::AppList { count: p.count, results: p.results.into_iter().map(app).collect() }))
+        Ok(Response::new(pb::AppList {
+            count: p.count,
+            results: p.results.into_iter().map(app).collect(),
+        }))
     }
     async fn get(&self, req: Request<pb::AppRef>) -> R<pb::App> {
         let u = self.caller(&req).await?;
-        Ok(Response::new(app(self.ctl.get_app(&u, &req.into_inner().app).await?)))
+        Ok(Response::new(app(self
+            .ctl
+            .get_app(&u, &req.into_inner().app)
+            .await?)))
     }
     async fn transfer(&self, req: Request<pb::TransferAppRequest>) -> R<pb::App> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
-        Ok(Response::new(app(self.ctl.transfer_app(&u, &r.app, &r.owner).await?)))
+        Ok(Response::new(app(self
+            .ctl
+            .transfer_app(&u, &r.app, &r.owner)
+            .await?)))
     }
     async fn destroy(&self, req: Request<pb::AppRef>) -> R<pb::Empty> {
         let u = self.caller(&req).await?;
@@ -230,26 +297,36 @@ impl pb::apps_server::Apps for Grpc {
 }
 
 fn change(c: crate::domain::ConfigChange) -> pb::ConfigChange {
-    pb::ConfigChange { config: Some(config(c.config, false)), release: Some(release(c.release, String::new())) }
+    pb::ConfigChange {
+        config: Some(config(c.config, false)),
+        release: Some(release(c.release, String::new())),
+    }
 }
 
 #[tonic::async_trait]
 impl pb::config_service_server::ConfigService for Grpc {
     async fn get(&self, req: Request<pb::AppRef>) -> R<pb::Config> {
         let u = self.caller(&req).await?;
-        Ok(Response::new(config(self.ctl.get_config(&u, &req.into_inner().app).await?, false)))
+        Ok(Response::new(config(
+            self.ctl.get_config(&u, &req.into_inner().app).await?,
+            false,
+        )))
     }
     async fn set(&self, req: Request<pb::SetConfigRequest>) -> R<pb::ConfigChange> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let patch = ConfigPatch::values(r.values.into_iter().map(|(k, v)| (k, Some(v))).collect());
-        Ok(Response::new(change(self.ctl.set_config(&u, &r.app, patch).await?)))
+        Ok(Response::new(change(
+            self.ctl.set_config(&u, &r.app, patch).await?,
+        )))
     }
     async fn unset(&self, req: Request<pb::UnsetConfigRequest>) -> R<pb::ConfigChange> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let patch = ConfigPatch::values(r.keys.into_iter().map(|k| (k, None)).collect());
-        Ok(Response::new(change(self.ctl.set_config(&u, &r.app, patch).await?)))
+        Ok(Response::new(change(
+            self.ctl.set_config(&u, &r.app, patch).await?,
+        )))
     }
 }
 
@@ -259,14 +336,25 @@ impl pb::builds_server::Builds for Grpc {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let p = self.ctl.list_builds(&u, &r.app, page(r.page)).await?;
-        Ok(Response::new(pb::BuildList { count: p.count, results: p.results.into_iter().map(build).collect() }))
+        Ok(Response::new(pb::BuildList {
+            count: p.count,
+            results: p.results.into_iter().map(build).collect(),
+        }))
     }
     async fn create(&self, req: Request<pb::CreateBuildRequest>) -> R<pb::BuildChange> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let (b, rel) = self
             .ctl
-            .create_build(&u, &r.app, NewBuild { image: r.image, procfile: r.procfile.into_iter().collect(), ..Default::default() })
+            .create_build(
+                &u,
+                &r.app,
+                NewBuild {
+                    image: r.image,
+                    procfile: r.procfile.into_iter().collect(),
+                    ..Default::default()
+                },
+            )
             .await?;
         Ok(Response::new(build_change(b, rel)))
     }
@@ -278,18 +366,31 @@ impl pb::releases_server::Releases for Grpc {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let p = self.ctl.list_releases(&u, &r.app, page(r.page)).await?;
-        Ok(Response::new(pb::ReleaseList { count: p.count, results: p.results.into_iter().map(|r| release(r, String::new())).collect() }))
+        Ok(Response::new(pb::ReleaseList {
+            count: p.count,
+            results: p
+                .results
+                .into_iter()
+                .map(|r| release(r, String::new()))
+                .collect(),
+        }))
     }
     async fn get(&self, req: Request<pb::ReleaseRef>) -> R<pb::Release> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
-        Ok(Response::new(release(self.ctl.get_release(&u, &r.app, r.version).await?, String::new())))
+        Ok(Response::new(release(
+            self.ctl.get_release(&u, &r.app, r.version).await?,
+            String::new(),
+        )))
     }
     async fn rollback(&self, req: Request<pb::RollbackRequest>) -> R<pb::Release> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
         let v = (r.version != 0).then_some(r.version);
-        Ok(Response::new(release(self.ctl.rollback(&u, &r.app, v).await?, String::new())))
+        Ok(Response::new(release(
+            self.ctl.rollback(&u, &r.app, v).await?,
+            String::new(),
+        )))
     }
 }
 
@@ -298,7 +399,9 @@ impl pb::formation_server::Formation for Grpc {
     async fn scale(&self, req: Request<pb::ScaleRequest>) -> R<pb::App> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
-        self.ctl.scale(&u, &r.app, r.structure.into_iter().collect()).await?;
+        self.ctl
+            .scale(&u, &r.app, r.structure.into_iter().collect())
+            .await?;
         Ok(Response::new(app(self.ctl.get_app(&u, &r.app).await?)))
     }
     async fn list_processes(&self, req: Request<pb::ListProcessesRequest>) -> R<pb::ProcessList> {
@@ -310,7 +413,13 @@ impl pb::formation_server::Formation for Grpc {
             count: procs.len() as u64,
             results: procs
                 .into_iter()
-                .map(|p| pb::Process { name: p.name, r#type: p.kind, release: p.release, state: p.state, started: p.started })
+                .map(|p| pb::Process {
+                    name: p.name,
+                    r#type: p.kind,
+                    release: p.release,
+                    state: p.state,
+                    started: p.started,
+                })
                 .collect(),
         }))
     }
@@ -320,7 +429,9 @@ impl pb::formation_server::Formation for Grpc {
 impl pb::perms_server::Perms for Grpc {
     async fn list(&self, req: Request<pb::AppRef>) -> R<pb::UserList> {
         let u = self.caller(&req).await?;
-        Ok(Response::new(pb::UserList { users: self.ctl.list_perms(&u, &req.into_inner().app).await? }))
+        Ok(Response::new(pb::UserList {
+            users: self.ctl.list_perms(&u, &req.into_inner().app).await?,
+        }))
     }
     async fn grant(&self, req: Request<pb::PermRequest>) -> R<pb::Empty> {
         let u = self.caller(&req).await?;
@@ -344,7 +455,10 @@ impl pb::perms_server::Perms for Grpc {
     }
     async fn list_admins(&self, req: Request<pb::Empty>) -> R<pb::UserList> {
         let u = self.caller(&req).await?;
-        let p = self.ctl.list_admins(&u, PageRequest::new(PageRequest::MAX_LIMIT, 0)).await?;
+        let p = self
+            .ctl
+            .list_admins(&u, PageRequest::new(PageRequest::MAX_LIMIT, 0))
+            .await?;
         Ok(Response::new(pb::UserList { users: p.results }))
     }
 }
@@ -353,40 +467,76 @@ impl pb::perms_server::Perms for Grpc {
 impl pb::hooks_server::Hooks for Grpc {
     async fn user_from_key(&self, req: Request<pb::KeyFingerprint>) -> R<pb::UserApps> {
         self.builder(&req)?;
-        let ua = self.ctl.user_from_key(&req.into_inner().fingerprint).await?;
-        Ok(Response::new(pb::UserApps { username: ua.username, apps: ua.apps }))
+        let ua = self
+            .ctl
+            .user_from_key(&req.into_inner().fingerprint)
+            .await?;
+        Ok(Response::new(pb::UserApps {
+            username: ua.username,
+            apps: ua.apps,
+        }))
     }
     async fn app_config(&self, req: Request<pb::HookConfigRequest>) -> R<pb::Config> {
         self.builder(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(config(self.ctl.hook_config(&r.username, &r.app).await?, true)))
+        Ok(Response::new(config(
+            self.ctl.hook_config(&r.username, &r.app).await?,
+            true,
+        )))
     }
     async fn create_build(&self, req: Request<pb::HookBuildRequest>) -> R<pb::BuildChange> {
         self.builder(&req)?;
         let r = req.into_inner();
         let (b, rel) = self
             .ctl
-            .hook_build(&r.username, &r.app, NewBuild {
-                image: r.image,
-                procfile: r.procfile.into_iter().collect(),
-                sha: r.sha,
-                dockerfile: if r.dockerfile { "true".into() } else { String::new() },
-            })
+            .hook_build(
+                &r.username,
+                &r.app,
+                NewBuild {
+                    image: r.image,
+                    procfile: r.procfile.into_iter().collect(),
+                    sha: r.sha,
+                    dockerfile: if r.dockerfile {
+                        "true".into()
+                    } else {
+                        String::new()
+                    },
+                },
+            )
             .await?;
         Ok(Response::new(build_change(b, rel)))
     }
-    async fn check_access(&self, req: Request<pb::CheckAccessRequest>) -> R<pb::CheckAccessResponse> {
+    async fn check_access(
+        &self,
+        req: Request<pb::CheckAccessRequest>,
+    ) -> R<pb::CheckAccessResponse> {
         self.builder(&req)?;
         let r = req.into_inner();
         let action = match r.action.as_str() {
             "pull" => RegistryAction::Pull,
             "push" => RegistryAction::Push,
-            other => return Err(Status::invalid_argument(format!("action {other:?}: expected pull or push"))),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "action {other:?}: expected pull or push"
+                )));
+            }
         };
-        Ok(Response::new(match self.ctl.check_registry_access(&r.username, &r.token, &r.app, action).await {
-            Ok(()) => pb::CheckAccessResponse { allowed: true, reason: String::new() },
-            Err(e) => pb::CheckAccessResponse { allowed: false, reason: e.to_string() },
-        }))
+        Ok(Response::new(
+            match self
+                .ctl
+                .check_registry_access(&r.username, &r.token, &r.app, action)
+                .await
+            {
+                Ok(()) => pb::CheckAccessResponse {
+                    allowed: true,
+                    reason: String::new(),
+                },
+                Err(e) => pb::CheckAccessResponse {
+                    allowed: false,
+                    reason: e.to_string(),
+                },
+            },
+        ))
     }
 }
 
@@ -403,7 +553,9 @@ pub async fn add_services(
         .add_service(auth_server::AuthServer::new(grpc.clone()))
         .add_service(keys_server::KeysServer::new(grpc.clone()))
         .add_service(apps_server::AppsServer::new(grpc.clone()))
-        .add_service(config_service_server::ConfigServiceServer::new(grpc.clone()))
+        .add_service(config_service_server::ConfigServiceServer::new(
+            grpc.clone(),
+        ))
         .add_service(builds_server::BuildsServer::new(grpc.clone()))
         .add_service(releases_server::ReleasesServer::new(grpc.clone()))
         .add_service(formation_server::FormationServer::new(grpc.clone()))

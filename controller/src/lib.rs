@@ -54,7 +54,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     use axum::ServiceExt as _;
-    let router = rest::router(rest::RestState { ctl: ctl.clone(), logs });
+    let router = rest::router(rest::RestState {
+        ctl: ctl.clone(),
+        logs,
+    });
     let app = tower::util::MapRequest::new(router, rest::normalize_path);
     tracing::info!(http = ?http.local_addr().ok(), grpc = ?grpc.local_addr().ok(), "controller serving");
     let rest_shutdown = shutdown.clone();
@@ -77,7 +80,12 @@ pub async fn serve(
 
 /// Opens the store and serves until shutdown, with no runtime attached yet
 /// (releases are recorded; nothing runs).
-pub async fn run(config: Config, http: TcpListener, grpc: TcpListener, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    config: Config,
+    http: TcpListener,
+    grpc: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let ctl = open(&config, Arc::new(runtime::LedgerOnly)).await?;
     serve(ctl, None, http, grpc, shutdown).await
 }

@@ -7,7 +7,10 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
 static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     let c = IntCounterVec::new(
-        Opts::new("workflow_controller_http_requests_total", "REST requests by method and status class"),
+        Opts::new(
+            "workflow_controller_http_requests_total",
+            "REST requests by method and status class",
+        ),
         &["method", "status"],
     )
     .expect("valid metric");
@@ -17,7 +20,10 @@ static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     let h = HistogramVec::new(
-        HistogramOpts::new("workflow_controller_http_request_seconds", "REST request latency"),
+        HistogramOpts::new(
+            "workflow_controller_http_request_seconds",
+            "REST request latency",
+        ),
         &["method"],
     )
     .expect("valid metric");
@@ -49,6 +55,10 @@ fn status_label(s: u16) -> &'static str {
 /// Records one REST request.
 pub fn observe_http(method: &str, status: u16, elapsed: Duration) {
     let m = method_label(method);
-    HTTP_REQUESTS.with_label_values(&[m, status_label(status)]).inc();
-    HTTP_SECONDS.with_label_values(&[m]).observe(elapsed.as_secs_f64());
+    HTTP_REQUESTS
+        .with_label_values(&[m, status_label(status)])
+        .inc();
+    HTTP_SECONDS
+        .with_label_values(&[m])
+        .observe(elapsed.as_secs_f64());
 }

@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::domain::{Controller, NewBuild, RegisterRequest};
 use crate::domain::ConfigPatch;
+use crate::domain::{Controller, NewBuild, RegisterRequest};
 use crate::error::Error;
 use crate::logs::LogSource;
 use crate::model::{Page, PageRequest, User};
@@ -49,7 +49,8 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::error!(error = %self.0, "request failed");
         }
@@ -79,7 +80,9 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
     let mut it = h.splitn(2, ' ');
     let scheme = it.next().unwrap_or("");
     let token = it.next().unwrap_or("").trim();
-    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) || token.is_empty() {
+    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+        || token.is_empty()
+    {
         return Err(ApiError(Error::Unauthorized(
             "Invalid token header. Expected `Authorization: token <token>`.".into(),
         )));
@@ -89,7 +92,10 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
 
 impl FromRequestParts<RestState> for Auth {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &RestState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &RestState,
+    ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
             Some(t) => Ok(Auth(state.ctl.authenticate(&t).await?)),
             None => Err(ApiError(Error::Unauthorized(
@@ -104,7 +110,10 @@ pub struct MaybeAuth(pub Option<User>);
 
 impl FromRequestParts<RestState> for MaybeAuth {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &RestState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &RestState,
+    ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
             Some(t) => Ok(MaybeAuth(Some(state.ctl.authenticate(&t).await?))),
             None => Ok(MaybeAuth(None)),
@@ -142,15 +151,25 @@ impl PageParams {
         let num = |field: &'static str, v: &Option<String>| -> ApiResult<u32> {
             match v.as_deref() {
                 None | Some("") => Ok(0),
-                Some(s) => s.parse::<u32>().map_err(|_| ApiError(Error::invalid(field, s, "expected a non-negative integer"))),
+                Some(s) => s.parse::<u32>().map_err(|_| {
+                    ApiError(Error::invalid(field, s, "expected a non-negative integer"))
+                }),
             }
         };
-        Ok(PageRequest::new(num("limit", &self.limit)?, num("offset", &self.offset)?))
+        Ok(PageRequest::new(
+            num("limit", &self.limit)?,
+            num("offset", &self.offset)?,
+        ))
     }
 }
 
 /// Renders a page with absolute `next`/`previous` links.
-fn paged<T: Serialize>(headers: &HeaderMap, path: &str, req: PageRequest, page: Page<T>) -> Json<Value> {
+fn paged<T: Serialize>(
+    headers: &HeaderMap,
+    path: &str,
+    req: PageRequest,
+    page: Page<T>,
+) -> Json<Value> {
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -164,7 +183,9 @@ fn paged<T: Serialize>(headers: &HeaderMap, path: &str, req: PageRequest, page: 
     let end = u64::from(req.offset) + page.results.len() as u64;
     let next = (end < page.count).then(|| link(end));
     let previous = (req.offset > 0).then(|| link(u64::from(req.offset.saturating_sub(req.limit))));
-    Json(json!({ "count": page.count, "next": next, "previous": previous, "results": page.results }))
+    Json(
+        json!({ "count": page.count, "next": next, "previous": previous, "results": page.results }),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -174,14 +195,23 @@ async fn healthz() -> &'static str {
 async fn api_root(MaybeAuth(user): MaybeAuth) -> ApiResult<Json<Value>> {
     match user {
         Some(_) => Ok(Json(json!({ "version": API_VERSION }))),
-        None => Err(ApiError(Error::Unauthorized("Authentication credentials were not provided.".into()))),
+        None => Err(ApiError(Error::Unauthorized(
+            "Authentication credentials were not provided.".into(),
+        ))),
     }
 }
 
 // ---- auth ----
 
-async fn register(State(s): State<RestState>, MaybeAuth(caller): MaybeAuth, Body(req): Body<RegisterRequest>) -> ApiResult<(StatusCode, Json<User>)> {
-    Ok((StatusCode::CREATED, Json(s.ctl.register(caller.as_ref(), req).await?)))
+async fn register(
+    State(s): State<RestState>,
+    MaybeAuth(caller): MaybeAuth,
+    Body(req): Body<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.ctl.register(caller.as_ref(), req).await?),
+    ))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -208,8 +238,15 @@ struct TokensBody {
     all: bool,
 }
 
-async fn tokens(State(s): State<RestState>, Auth(u): Auth, Body(b): Body<TokensBody>) -> ApiResult<Json<Value>> {
-    let token = s.ctl.regenerate_token(&u, b.username.as_deref().filter(|n| !n.is_empty()), b.all).await?;
+async fn tokens(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Body(b): Body<TokensBody>,
+) -> ApiResult<Json<Value>> {
+    let token = s
+        .ctl
+        .regenerate_token(&u, b.username.as_deref().filter(|n| !n.is_empty()), b.all)
+        .await?;
     Ok(Json(match token {
         Some(t) => json!({ "token": t }),
         None => json!({}),
@@ -221,8 +258,14 @@ struct CancelBody {
     username: Option<String>,
 }
 
-async fn cancel(State(s): State<RestState>, Auth(u): Auth, Body(b): Body<CancelBody>) -> ApiResult<StatusCode> {
-    s.ctl.cancel(&u, b.username.as_deref().filter(|n| !n.is_empty())).await?;
+async fn cancel(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Body(b): Body<CancelBody>,
+) -> ApiResult<StatusCode> {
+    s.ctl
+        .cancel(&u, b.username.as_deref().filter(|n| !n.is_empty()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -235,21 +278,52 @@ struct PasswdBody {
     new_password: String,
 }
 
-async fn passwd(State(s): State<RestState>, Auth(u): Auth, Body(b): Body<PasswdBody>) -> ApiResult<StatusCode> {
-    s.ctl.passwd(&u, b.username.as_deref().filter(|n| !n.is_empty()), &b.password, &b.new_password).await?;
+async fn passwd(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Body(b): Body<PasswdBody>,
+) -> ApiResult<StatusCode> {
+    s.ctl
+        .passwd(
+            &u,
+            b.username.as_deref().filter(|n| !n.is_empty()),
+            &b.password,
+            &b.new_password,
+        )
+        .await?;
     Ok(StatusCode::OK)
 }
 
-async fn users(State(s): State<RestState>, Auth(u): Auth, headers: HeaderMap, Query(p): Query<PageParams>) -> ApiResult<Json<Value>> {
+async fn users(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let req = p.parse()?;
-    Ok(paged(&headers, "/v2/users/", req, s.ctl.list_users(&u, req).await?))
+    Ok(paged(
+        &headers,
+        "/v2/users/",
+        req,
+        s.ctl.list_users(&u, req).await?,
+    ))
 }
 
 // ---- keys ----
 
-async fn list_keys(State(s): State<RestState>, Auth(u): Auth, headers: HeaderMap, Query(p): Query<PageParams>) -> ApiResult<Json<Value>> {
+async fn list_keys(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let req = p.parse()?;
-    Ok(paged(&headers, "/v2/keys/", req, s.ctl.list_keys(&u, req).await?))
+    Ok(paged(
+        &headers,
+        "/v2/keys/",
+        req,
+        s.ctl.list_keys(&u, req).await?,
+    ))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -260,25 +334,47 @@ struct KeyBody {
     public: String,
 }
 
-async fn add_key(State(s): State<RestState>, Auth(u): Auth, Body(b): Body<KeyBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn add_key(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Body(b): Body<KeyBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let k = s.ctl.add_key(&u, &b.id, &b.public).await?;
     Ok((StatusCode::CREATED, Json(json!(k))))
 }
 
-async fn get_key(State(s): State<RestState>, Auth(u): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_key(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(s.ctl.get_key(&u, &id).await?)))
 }
 
-async fn remove_key(State(s): State<RestState>, Auth(u): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove_key(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.ctl.remove_key(&u, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- apps ----
 
-async fn list_apps(State(s): State<RestState>, Auth(u): Auth, headers: HeaderMap, Query(p): Query<PageParams>) -> ApiResult<Json<Value>> {
+async fn list_apps(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let req = p.parse()?;
-    Ok(paged(&headers, "/v2/apps/", req, s.ctl.list_apps(&u, req).await?))
+    Ok(paged(
+        &headers,
+        "/v2/apps/",
+        req,
+        s.ctl.list_apps(&u, req).await?,
+    ))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -286,12 +382,20 @@ struct AppBody {
     id: Option<String>,
 }
 
-async fn create_app(State(s): State<RestState>, Auth(u): Auth, Body(b): Body<AppBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create_app(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Body(b): Body<AppBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let app = s.ctl.create_app(&u, b.id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(json!(app))))
 }
 
-async fn get_app(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_app(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(s.ctl.get_app(&u, &app).await?)))
 }
 
@@ -300,14 +404,27 @@ struct AppUpdateBody {
     owner: Option<String>,
 }
 
-async fn update_app(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Body(b): Body<AppUpdateBody>) -> ApiResult<Json<Value>> {
+async fn update_app(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Body(b): Body<AppUpdateBody>,
+) -> ApiResult<Json<Value>> {
     match b.owner.filter(|o| !o.is_empty()) {
         Some(owner) => Ok(Json(json!(s.ctl.transfer_app(&u, &app, &owner).await?))),
-        None => Err(ApiError(Error::invalid("owner", "", "nothing to update: give an owner to transfer the app to"))),
+        None => Err(ApiError(Error::invalid(
+            "owner",
+            "",
+            "nothing to update: give an owner to transfer the app to",
+        ))),
     }
 }
 
-async fn destroy_app(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>) -> ApiResult<StatusCode> {
+async fn destroy_app(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+) -> ApiResult<StatusCode> {
     s.ctl.destroy_app(&u, &app).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -317,14 +434,25 @@ struct LogParams {
     log_lines: Option<String>,
 }
 
-async fn app_logs(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Query(q): Query<LogParams>) -> ApiResult<Response> {
+async fn app_logs(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Query(q): Query<LogParams>,
+) -> ApiResult<Response> {
     let n = match q.log_lines.as_deref() {
         None | Some("") => 100,
         Some(v) => v
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| ApiError(Error::invalid("log_lines", v, "expected a number from 1 to 100000")))?,
+            .ok_or_else(|| {
+                ApiError(Error::invalid(
+                    "log_lines",
+                    v,
+                    "expected a number from 1 to 100000",
+                ))
+            })?,
     };
     s.ctl.get_app(&u, &app).await?;
     let Some(source) = &s.logs else {
@@ -337,12 +465,20 @@ async fn app_logs(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<Str
     if !body.is_empty() {
         body.push('\n');
     }
-    Ok(([(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    Ok((
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }
 
 // ---- config ----
 
-async fn get_config(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_config(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(config_json(s.ctl.get_config(&u, &app).await?)))
 }
 
@@ -354,16 +490,32 @@ fn config_json(mut c: crate::model::Config) -> Value {
     json!(c)
 }
 
-async fn set_config(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Body(patch): Body<ConfigPatch>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn set_config(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Body(patch): Body<ConfigPatch>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let change = s.ctl.set_config(&u, &app, patch).await?;
     Ok((StatusCode::CREATED, Json(config_json(change.config))))
 }
 
 // ---- builds ----
 
-async fn list_builds(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, headers: HeaderMap, Query(p): Query<PageParams>) -> ApiResult<Json<Value>> {
+async fn list_builds(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let req = p.parse()?;
-    Ok(paged(&headers, &format!("/v2/apps/{app}/builds/"), req, s.ctl.list_builds(&u, &app, req).await?))
+    Ok(paged(
+        &headers,
+        &format!("/v2/apps/{app}/builds/"),
+        req,
+        s.ctl.list_builds(&u, &app, req).await?,
+    ))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -378,28 +530,52 @@ struct BuildBody {
     dockerfile: Option<String>,
 }
 
-async fn create_build(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Body(b): Body<BuildBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create_build(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Body(b): Body<BuildBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let (build, _) = s
         .ctl
-        .create_build(&u, &app, NewBuild {
-            image: b.image,
-            procfile: b.procfile.unwrap_or_default(),
-            sha: b.sha.unwrap_or_default(),
-            dockerfile: b.dockerfile.unwrap_or_default(),
-        })
+        .create_build(
+            &u,
+            &app,
+            NewBuild {
+                image: b.image,
+                procfile: b.procfile.unwrap_or_default(),
+                sha: b.sha.unwrap_or_default(),
+                dockerfile: b.dockerfile.unwrap_or_default(),
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(json!(build))))
 }
 
-async fn get_build(State(s): State<RestState>, Auth(u): Auth, Path((app, uuid)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_build(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path((app, uuid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(s.ctl.get_build(&u, &app, &uuid).await?)))
 }
 
 // ---- releases ----
 
-async fn list_releases(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, headers: HeaderMap, Query(p): Query<PageParams>) -> ApiResult<Json<Value>> {
+async fn list_releases(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let req = p.parse()?;
-    Ok(paged(&headers, &format!("/v2/apps/{app}/releases/"), req, s.ctl.list_releases(&u, &app, req).await?))
+    Ok(paged(
+        &headers,
+        &format!("/v2/apps/{app}/releases/"),
+        req,
+        s.ctl.list_releases(&u, &app, req).await?,
+    ))
 }
 
 fn parse_version(v: &str) -> ApiResult<i64> {
@@ -408,10 +584,20 @@ fn parse_version(v: &str) -> ApiResult<i64> {
         .parse::<i64>()
         .ok()
         .filter(|n| *n >= 1)
-        .ok_or_else(|| ApiError(Error::invalid("version", v, "expected a release version like v3")))
+        .ok_or_else(|| {
+            ApiError(Error::invalid(
+                "version",
+                v,
+                "expected a release version like v3",
+            ))
+        })
 }
 
-async fn get_release(State(s): State<RestState>, Auth(u): Auth, Path((app, version)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_release(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path((app, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let v = parse_version(&version)?;
     Ok(Json(json!(s.ctl.get_release(&u, &app, v).await?)))
 }
@@ -421,23 +607,48 @@ struct RollbackBody {
     version: Option<Value>,
 }
 
-async fn rollback(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Body(b): Body<RollbackBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn rollback(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Body(b): Body<RollbackBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let version = match b.version {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_i64() {
             Some(v) if v >= 1 => Some(v),
-            _ => return Err(ApiError(Error::invalid("version", &n.to_string(), "version cannot be below 1"))),
+            _ => {
+                return Err(ApiError(Error::invalid(
+                    "version",
+                    &n.to_string(),
+                    "version cannot be below 1",
+                )));
+            }
         },
         Some(Value::String(s)) => Some(parse_version(&s)?),
-        Some(other) => return Err(ApiError(Error::invalid("version", &other.to_string(), "expected a release version like 3"))),
+        Some(other) => {
+            return Err(ApiError(Error::invalid(
+                "version",
+                &other.to_string(),
+                "expected a release version like 3",
+            )));
+        }
     };
     let release = s.ctl.rollback(&u, &app, version).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "version": release.version }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "version": release.version })),
+    ))
 }
 
 // ---- formation ----
 
-async fn scale(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Body(b): Body<BTreeMap<String, Value>>) -> ApiResult<StatusCode> {
+async fn scale(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Body(b): Body<BTreeMap<String, Value>>,
+) -> ApiResult<StatusCode> {
     let mut counts = BTreeMap::new();
     for (t, v) in b {
         // Deis clients send numbers; some scripts send strings.
@@ -446,31 +657,60 @@ async fn scale(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String
             Value::String(s) => s.parse().ok(),
             _ => None,
         }
-        .ok_or_else(|| ApiError(Error::invalid("structure", &format!("{t}={v}"), "counts must be whole numbers")))?;
+        .ok_or_else(|| {
+            ApiError(Error::invalid(
+                "structure",
+                &format!("{t}={v}"),
+                "counts must be whole numbers",
+            ))
+        })?;
         counts.insert(t, n);
     }
     s.ctl.scale(&u, &app, counts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_pods(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+async fn list_pods(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     pods(s, u, app, None, headers).await
 }
 
-async fn list_pods_of_type(State(s): State<RestState>, Auth(u): Auth, Path((app, kind)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+async fn list_pods_of_type(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path((app, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     pods(s, u, app, Some(kind), headers).await
 }
 
-async fn pods(s: RestState, u: User, app: String, kind: Option<String>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+async fn pods(
+    s: RestState,
+    u: User,
+    app: String,
+    kind: Option<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let procs = s.ctl.processes(&u, &app, kind.as_deref()).await?;
     let req = PageRequest::new(PageRequest::MAX_LIMIT, 0);
-    let page = Page { count: procs.len() as u64, results: procs };
+    let page = Page {
+        count: procs.len() as u64,
+        results: procs,
+    };
     Ok(paged(&headers, &format!("/v2/apps/{app}/pods/"), req, page))
 }
 
 // ---- perms ----
 
-async fn list_perms(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_perms(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "users": s.ctl.list_perms(&u, &app).await? })))
 }
 
@@ -480,32 +720,58 @@ struct PermBody {
     username: String,
 }
 
-async fn grant_perm(State(s): State<RestState>, Auth(u): Auth, Path(app): Path<String>, Body(b): Body<PermBody>) -> ApiResult<StatusCode> {
+async fn grant_perm(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(app): Path<String>,
+    Body(b): Body<PermBody>,
+) -> ApiResult<StatusCode> {
     s.ctl.grant_perm(&u, &app, &b.username).await?;
     Ok(StatusCode::CREATED)
 }
 
-async fn revoke_perm(State(s): State<RestState>, Auth(u): Auth, Path((app, username)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke_perm(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path((app, username)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     s.ctl.revoke_perm(&u, &app, &username).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_admins(State(s): State<RestState>, Auth(u): Auth, headers: HeaderMap, Query(p): Query<PageParams>) -> ApiResult<Json<Value>> {
+async fn list_admins(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Value>> {
     let req = p.parse()?;
     let page = s.ctl.list_admins(&u, req).await?;
     let page = Page {
         count: page.count,
-        results: page.results.into_iter().map(|n| json!({ "username": n, "is_superuser": true })).collect(),
+        results: page
+            .results
+            .into_iter()
+            .map(|n| json!({ "username": n, "is_superuser": true }))
+            .collect(),
     };
     Ok(paged(&headers, "/v2/admin/perms/", req, page))
 }
 
-async fn grant_admin(State(s): State<RestState>, Auth(u): Auth, Body(b): Body<PermBody>) -> ApiResult<StatusCode> {
+async fn grant_admin(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Body(b): Body<PermBody>,
+) -> ApiResult<StatusCode> {
     s.ctl.set_admin(&u, &b.username, true).await?;
     Ok(StatusCode::CREATED)
 }
 
-async fn revoke_admin(State(s): State<RestState>, Auth(u): Auth, Path(username): Path<String>) -> ApiResult<StatusCode> {
+async fn revoke_admin(
+    State(s): State<RestState>,
+    Auth(u): Auth,
+    Path(username): Path<String>,
+) -> ApiResult<StatusCode> {
     s.ctl.set_admin(&u, &username, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -517,7 +783,10 @@ pub struct BuilderAuth;
 
 impl FromRequestParts<RestState> for BuilderAuth {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &RestState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &RestState,
+    ) -> Result<Self, Self::Rejection> {
         let key = parts
             .headers
             .get("x-deis-builder-auth")
@@ -528,7 +797,11 @@ impl FromRequestParts<RestState> for BuilderAuth {
     }
 }
 
-async fn hook_key(State(s): State<RestState>, _b: BuilderAuth, Path(fp): Path<String>) -> ApiResult<Json<Value>> {
+async fn hook_key(
+    State(s): State<RestState>,
+    _b: BuilderAuth,
+    Path(fp): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(s.ctl.user_from_key(&fp).await?)))
 }
 
@@ -540,9 +813,15 @@ struct HookConfigBody {
     receive_repo: String,
 }
 
-async fn hook_config(State(s): State<RestState>, _b: BuilderAuth, Body(b): Body<HookConfigBody>) -> ApiResult<Json<Value>> {
+async fn hook_config(
+    State(s): State<RestState>,
+    _b: BuilderAuth,
+    Body(b): Body<HookConfigBody>,
+) -> ApiResult<Json<Value>> {
     // The builder needs the real registry credentials to pull private base images.
-    Ok(Json(json!(s.ctl.hook_config(&b.receive_user, &b.receive_repo).await?)))
+    Ok(Json(json!(
+        s.ctl.hook_config(&b.receive_user, &b.receive_repo).await?
+    )))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -561,15 +840,23 @@ struct HookBuildBody {
     dockerfile: String,
 }
 
-async fn hook_build(State(s): State<RestState>, _b: BuilderAuth, Body(b): Body<HookBuildBody>) -> ApiResult<Json<Value>> {
+async fn hook_build(
+    State(s): State<RestState>,
+    _b: BuilderAuth,
+    Body(b): Body<HookBuildBody>,
+) -> ApiResult<Json<Value>> {
     let (_, release) = s
         .ctl
-        .hook_build(&b.receive_user, &b.receive_repo, NewBuild {
-            image: b.image,
-            procfile: b.procfile.unwrap_or_default(),
-            sha: b.sha,
-            dockerfile: b.dockerfile,
-        })
+        .hook_build(
+            &b.receive_user,
+            &b.receive_repo,
+            NewBuild {
+                image: b.image,
+                procfile: b.procfile.unwrap_or_default(),
+                sha: b.sha,
+                dockerfile: b.dockerfile,
+            },
+        )
         .await?;
     Ok(Json(json!({ "release": { "version": release.version } })))
 }
@@ -585,7 +872,10 @@ async fn deis_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert("deis_api_version", HeaderValue::from_static(API_VERSION));
-    h.insert("deis_platform_version", HeaderValue::from_static(workflow_common::VERSION));
+    h.insert(
+        "deis_platform_version",
+        HeaderValue::from_static(workflow_common::VERSION),
+    );
     crate::metrics::observe_http(method.as_str(), res.status().as_u16(), start.elapsed());
     res
 }
@@ -622,7 +912,10 @@ pub fn router(state: RestState) -> Router {
         .route("/v2/keys", get(list_keys).post(add_key))
         .route("/v2/keys/{id}", get(get_key).delete(remove_key))
         .route("/v2/apps", get(list_apps).post(create_app))
-        .route("/v2/apps/{app}", get(get_app).post(update_app).delete(destroy_app))
+        .route(
+            "/v2/apps/{app}",
+            get(get_app).post(update_app).delete(destroy_app),
+        )
         .route("/v2/apps/{app}/logs", get(app_logs))
         .route("/v2/apps/{app}/config", get(get_config).post(set_config))
         .route("/v2/apps/{app}/builds", get(list_builds).post(create_build))

@@ -39,7 +39,9 @@ pub fn parse(text: &str) -> Result<PublicKey> {
         return Err(bad("public keys are at most 16 KiB"));
     }
     let mut parts = text.split_whitespace();
-    let algorithm = parts.next().ok_or_else(|| bad("This field may not be blank."))?;
+    let algorithm = parts
+        .next()
+        .ok_or_else(|| bad("This field may not be blank."))?;
     if !ALGORITHMS.contains(&algorithm) {
         return Err(bad(
             "unsupported key type; expected ssh-ed25519, ssh-rsa or ecdsa-sha2-* (paste a .pub file)",

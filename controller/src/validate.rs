@@ -7,8 +7,7 @@ use crate::error::{Error, Result};
 /// Deis's message for a bad app name (matched by Deis clients).
 pub const APP_NAME_MSG: &str = "App name can only contain a-z (lowercase), 0-9 and hyphens";
 /// Deis's message for a bad username (matched by Deis clients).
-pub const USERNAME_MSG: &str =
-    "Enter a valid username. This value may contain only letters, numbers and @/./+/-/_ characters.";
+pub const USERNAME_MSG: &str = "Enter a valid username. This value may contain only letters, numbers and @/./+/-/_ characters.";
 
 /// An RFC 1123 label: 1-63 of `a-z0-9-`, starting and ending alphanumeric.
 pub fn is_dns_label(s: &str) -> bool {
@@ -113,11 +112,7 @@ pub fn config_value(key: &str, value: &str) -> Result<()> {
         ));
     }
     if value.contains('\0') {
-        return Err(Error::invalid(
-            "values",
-            key,
-            "value contains a NUL byte",
-        ));
+        return Err(Error::invalid("values", key, "value contains a NUL byte"));
     }
     Ok(())
 }
@@ -145,8 +140,7 @@ pub fn procfile(map: &std::collections::BTreeMap<String, String>) -> Result<()> 
     }
     for (t, cmd) in map {
         process_type(t)?;
-        if cmd.trim().is_empty() || cmd.contains('\n') || cmd.contains('\0') || cmd.len() > 8192
-        {
+        if cmd.trim().is_empty() || cmd.contains('\n') || cmd.contains('\0') || cmd.len() > 8192 {
             return Err(Error::invalid(
                 "procfile",
                 t,
@@ -178,7 +172,9 @@ pub fn image_reference(image: &str) -> Result<()> {
             "sha256" => hex.len() == 64,
             "sha512" => hex.len() == 128,
             _ => false,
-        } && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        } && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !ok {
             return bad("digest must look like sha256:<64 hex digits>");
         }
@@ -206,9 +202,9 @@ pub fn image_reference(image: &str) -> Result<()> {
         let first = parts[0];
         if first.contains('.') || first.contains(':') || first == "localhost" {
             let host_ok = !first.is_empty()
-                && first
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+                && first.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                });
             if !host_ok {
                 return bad("the registry host is not a valid host[:port]");
             }
@@ -217,11 +213,17 @@ pub fn image_reference(image: &str) -> Result<()> {
     }
     for comp in parts {
         let ok = !comp.is_empty()
+            && comp.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
             && comp
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-            && comp.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && comp.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && comp
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
         if !ok {
             return bad("repository path components are lowercase [a-z0-9] separated by . _ or -");
         }
@@ -233,7 +235,9 @@ pub fn image_reference(image: &str) -> Result<()> {
 pub fn key_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.chars().count() <= 128
-        && !id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/');
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
     if !ok {
         return Err(Error::invalid(
             "id",
@@ -254,7 +258,17 @@ mod tests {
         for ok in ["hello", "a", "my-app-2", &"a".repeat(63)] {
             assert!(app_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Hello", "-a", "a-", "a_b", "a.b", "ünï", &"a".repeat(64), "a b"] {
+        for bad in [
+            "",
+            "Hello",
+            "-a",
+            "a-",
+            "a_b",
+            "a.b",
+            "ünï",
+            &"a".repeat(64),
+            "a b",
+        ] {
             assert!(app_name(bad).is_err(), "{bad}");
         }
     }

@@ -14,7 +14,8 @@ pub const BUILDER_KEY: &str = "test-builder-key";
 /// A store on a fresh SQLite file; the directory lives as long as the store is used.
 pub fn sqlite() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path().join("c.db").to_str().expect("utf-8 path")).expect("open sqlite");
+    let store =
+        Store::open(dir.path().join("c.db").to_str().expect("utf-8 path")).expect("open sqlite");
     // (SQLite opens without a network round trip, so the blocking open is fine here.)
     (store, dir)
 }
@@ -33,13 +34,16 @@ pub async fn postgres() -> Option<Store> {
     let db = format!("wf_test_{}", uuid::Uuid::new_v4().simple());
     let (admin, create) = (admin_url.clone(), format!("CREATE DATABASE {db}"));
     tokio::task::spawn_blocking(move || {
-        let mut admin = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the PostgreSQL test server");
+        let mut admin = postgres::Client::connect(&admin, postgres::NoTls)
+            .expect("connect to the PostgreSQL test server");
         admin.batch_execute(&create).expect("create test database");
     })
     .await
     .expect("create database task");
     let url = match admin_url.rfind('/') {
-        Some(i) if admin_url[..i].contains("://") && i > admin_url.find("://").unwrap_or(0) + 2 => format!("{}/{db}", &admin_url[..i]),
+        Some(i) if admin_url[..i].contains("://") && i > admin_url.find("://").unwrap_or(0) + 2 => {
+            format!("{}/{db}", &admin_url[..i])
+        }
         _ => format!("{admin_url}/{db}"),
     };
     Some(Store::connect(&url).await.expect("open postgres store"))
@@ -50,7 +54,10 @@ pub fn controller_with(store: Store, runtime: Arc<dyn Runtime>) -> Arc<Controlle
     Arc::new(Controller::new(
         store,
         runtime,
-        Settings { registration: RegistrationMode::Enabled, builder_key: BUILDER_KEY.into() },
+        Settings {
+            registration: RegistrationMode::Enabled,
+            builder_key: BUILDER_KEY.into(),
+        },
     ))
 }
 

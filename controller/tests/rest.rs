@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use workflow_controller::rest::{self, RestState};
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLjnHVq5yBmHIwRD1OElJWUVPy0ShFQLWR2pbzq6chE alice@laptop";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLjnHVq5yBmHIwRD1OElJWUVPy0ShFQLWR2pbzq6chE alice@laptop";
 
 struct Api {
     router: axum::Router,
@@ -28,22 +29,50 @@ impl Api {
     fn new() -> Api {
         let (store, dir) = common::sqlite();
         let ctl = common::controller(store);
-        Api { router: rest::router(RestState { ctl, logs: None }), _dir: dir }
+        Api {
+            router: rest::router(RestState { ctl, logs: None }),
+            _dir: dir,
+        }
     }
 
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Res {
-        self.raw(method, path, token.map(|t| format!("token {t}")), body.map(|b| b.to_string()), &[]).await
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Res {
+        self.raw(
+            method,
+            path,
+            token.map(|t| format!("token {t}")),
+            body.map(|b| b.to_string()),
+            &[],
+        )
+        .await
     }
 
-    async fn raw(&self, method: Method, path: &str, auth: Option<String>, body: Option<String>, extra: &[(&str, &str)]) -> Res {
-        let mut req = Request::builder().method(method).uri(path).header("host", "ctl.test");
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<String>,
+        body: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> Res {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "ctl.test");
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
-        let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
         let req = rest::normalize_path(req);
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
@@ -51,13 +80,25 @@ impl Api {
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Res { status, headers, body, text }
+        Res {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     async fn register(&self, name: &str) -> String {
         let r = self.call(Method::POST, "/v2/auth/register/", None, Some(json!({"username": name, "password": "pw", "email": format!("{name}@example.com")}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        let r = self.call(Method::POST, "/v2/auth/login/", None, Some(json!({"username": name, "password": "pw"}))).await;
+        let r = self
+            .call(
+                Method::POST,
+                "/v2/auth/login/",
+                None,
+                Some(json!({"username": name, "password": "pw"})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["token"].as_str().unwrap().to_string()
     }
@@ -69,7 +110,11 @@ async fn health_root_and_headers() {
     let r = api.call(Method::GET, "/healthz", None, None).await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "OK"));
     let r = api.call(Method::GET, "/v2/", None, None).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "Deis clients probe /v2/ for a 401");
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "Deis clients probe /v2/ for a 401"
+    );
     assert_eq!(r.headers["deis_api_version"], "2.3");
     assert!(r.headers.contains_key("deis_platform_version"));
     let t = api.register("alice").await;
@@ -78,74 +123,202 @@ async fn health_root_and_headers() {
     let r = api.call(Method::GET, "/v2/nope/", Some(&t), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.body["detail"], "Not found.");
-    assert_eq!(r.headers["deis_api_version"], "2.3", "headers on errors too");
+    assert_eq!(
+        r.headers["deis_api_version"], "2.3",
+        "headers on errors too"
+    );
     let r = api.call(Method::PUT, "/v2/apps/", Some(&t), None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = api.call(Method::GET, "/metrics", None, None).await;
-    assert!(r.text.contains("workflow_controller_http_requests_total"), "{}", r.text);
+    assert!(
+        r.text.contains("workflow_controller_http_requests_total"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
 async fn auth_endpoints() {
     let api = Api::new();
-    let r = api.call(Method::POST, "/v2/auth/register/", None, Some(json!({"username": "bad user", "password": "pw"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/register/",
+            None,
+            Some(json!({"username": "bad user", "password": "pw"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["username"][0].as_str().unwrap().starts_with("Enter a valid username"));
-    assert!(r.body["detail"].as_str().unwrap().contains("bad user"), "the message names the value");
-    let r = api.raw(Method::POST, "/v2/auth/register/", None, Some("{not json".into()), &[]).await;
+    assert!(
+        r.body["username"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Enter a valid username")
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("bad user"),
+        "the message names the value"
+    );
+    let r = api
+        .raw(
+            Method::POST,
+            "/v2/auth/register/",
+            None,
+            Some("{not json".into()),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["detail"].as_str().unwrap().contains("invalid JSON"));
-    let r = api.call(Method::POST, "/v2/auth/register/", None, Some(json!({"username": "x", "password": ""}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/register/",
+            None,
+            Some(json!({"username": "x", "password": ""})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.get("password").is_some());
-    let r = api.call(Method::POST, "/v2/auth/register/", None, Some(json!({"username": "x", "password": "p", "email": "nope"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/register/",
+            None,
+            Some(json!({"username": "x", "password": "p", "email": "nope"})),
+        )
+        .await;
     assert!(r.body.get("email").is_some(), "{}", r.text);
 
     let alice = api.register("alice").await;
-    let r = api.call(Method::POST, "/v2/auth/register/", None, Some(json!({"username": "alice", "password": "pw"}))).await;
-    assert_eq!(r.body["username"][0], "A user with that username already exists.");
-    let r = api.call(Method::POST, "/v2/auth/login/", None, Some(json!({"username": "alice", "password": "bad"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/register/",
+            None,
+            Some(json!({"username": "alice", "password": "pw"})),
+        )
+        .await;
+    assert_eq!(
+        r.body["username"][0],
+        "A user with that username already exists."
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/login/",
+            None,
+            Some(json!({"username": "alice", "password": "bad"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.body["non_field_errors"][0], "Unable to log in with provided credentials.");
+    assert_eq!(
+        r.body["non_field_errors"][0],
+        "Unable to log in with provided credentials."
+    );
 
-    let r = api.call(Method::GET, "/v2/auth/whoami/", Some(&alice), None).await;
+    let r = api
+        .call(Method::GET, "/v2/auth/whoami/", Some(&alice), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["username"], "alice");
     assert_eq!(r.body["is_superuser"], true);
-    for field in ["id", "last_login", "email", "first_name", "last_name", "is_staff", "is_active", "date_joined"] {
+    for field in [
+        "id",
+        "last_login",
+        "email",
+        "first_name",
+        "last_name",
+        "is_staff",
+        "is_active",
+        "date_joined",
+    ] {
         assert!(r.body.get(field).is_some(), "user object has {field}");
     }
-    let r = api.call(Method::GET, "/v2/auth/whoami/", Some("0000"), None).await;
+    let r = api
+        .call(Method::GET, "/v2/auth/whoami/", Some("0000"), None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = api.raw(Method::GET, "/v2/auth/whoami/", Some("Basic abc".into()), None, &[]).await;
+    let r = api
+        .raw(
+            Method::GET,
+            "/v2/auth/whoami/",
+            Some("Basic abc".into()),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = api.call(Method::GET, "/v2/auth/whoami/", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     let bob = api.register("bob").await;
-    let r = api.call(Method::POST, "/v2/auth/tokens/", Some(&bob), Some(json!({"username": "alice"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/tokens/",
+            Some(&bob),
+            Some(json!({"username": "alice"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = api.call(Method::POST, "/v2/auth/tokens/", Some(&bob), None).await;
+    let r = api
+        .call(Method::POST, "/v2/auth/tokens/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let bob = r.body["token"].as_str().unwrap().to_string();
-    let r = api.call(Method::POST, "/v2/auth/passwd/", Some(&bob), Some(json!({"password": "wrong", "new_password": "x"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/passwd/",
+            Some(&bob),
+            Some(json!({"password": "wrong", "new_password": "x"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/auth/passwd/", Some(&bob), Some(json!({"password": "pw", "new_password": "pw2"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/passwd/",
+            Some(&bob),
+            Some(json!({"password": "pw", "new_password": "pw2"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     let r = api.call(Method::GET, "/v2/users/", Some(&bob), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = api.call(Method::GET, "/v2/users/", Some(&alice), None).await;
+    let r = api
+        .call(Method::GET, "/v2/users/", Some(&alice), None)
+        .await;
     assert_eq!(r.body["count"], 2);
 
-    api.call(Method::POST, "/v2/apps/", Some(&bob), Some(json!({"id": "bobapp"}))).await;
-    let r = api.call(Method::DELETE, "/v2/auth/cancel/", Some(&bob), None).await;
+    api.call(
+        Method::POST,
+        "/v2/apps/",
+        Some(&bob),
+        Some(json!({"id": "bobapp"})),
+    )
+    .await;
+    let r = api
+        .call(Method::DELETE, "/v2/auth/cancel/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(r.body["detail"].as_str().unwrap().contains("still has applications assigned"));
-    api.call(Method::DELETE, "/v2/apps/bobapp/", Some(&bob), None).await;
-    let r = api.call(Method::DELETE, "/v2/auth/cancel/", Some(&bob), None).await;
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("still has applications assigned")
+    );
+    api.call(Method::DELETE, "/v2/apps/bobapp/", Some(&bob), None)
+        .await;
+    let r = api
+        .call(Method::DELETE, "/v2/auth/cancel/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = api.call(Method::GET, "/v2/auth/whoami/", Some(&bob), None).await;
+    let r = api
+        .call(Method::GET, "/v2/auth/whoami/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -153,27 +326,60 @@ async fn auth_endpoints() {
 async fn keys_endpoints() {
     let api = Api::new();
     let t = api.register("alice").await;
-    let r = api.call(Method::POST, "/v2/keys/", Some(&t), Some(json!({"id": "laptop", "public": KEY}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/keys/",
+            Some(&t),
+            Some(json!({"id": "laptop", "public": KEY})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     for f in ["uuid", "id", "owner", "public", "created", "updated"] {
         assert!(r.body.get(f).is_some(), "key has {f}");
     }
-    let r = api.call(Method::POST, "/v2/keys/", Some(&t), Some(json!({"id": "again", "public": KEY}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/keys/",
+            Some(&t),
+            Some(json!({"id": "again", "public": KEY})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["key"][0], "Public Key is already in use");
-    let r = api.call(Method::POST, "/v2/keys/", Some(&t), Some(json!({"id": "x", "public": "ssh-ed25519 %%%"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/keys/",
+            Some(&t),
+            Some(json!({"id": "x", "public": "ssh-ed25519 %%%"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.get("public").is_some());
     let r = api.call(Method::GET, "/v2/keys/", Some(&t), None).await;
     assert_eq!(r.body["count"], 1);
     assert_eq!(r.body["results"][0]["id"], "laptop");
-    let r = api.call(Method::GET, "/v2/keys/laptop/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/keys/laptop/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = api.call(Method::GET, "/v2/keys/nope/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/keys/nope/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::DELETE, "/v2/keys/laptop", Some(&t), None).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "paths work without the trailing slash");
-    let r = api.call(Method::DELETE, "/v2/keys/laptop/", Some(&t), None).await;
+    let r = api
+        .call(Method::DELETE, "/v2/keys/laptop", Some(&t), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "paths work without the trailing slash"
+    );
+    let r = api
+        .call(Method::DELETE, "/v2/keys/laptop/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -182,54 +388,144 @@ async fn apps_endpoints_and_paging() {
     let api = Api::new();
     let alice = api.register("alice").await;
     let bob = api.register("bob").await;
-    let r = api.call(Method::POST, "/v2/apps/", Some(&alice), Some(json!({"id": "hello"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&alice),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     for f in ["uuid", "id", "owner", "structure", "created", "updated"] {
         assert!(r.body.get(f).is_some(), "app has {f}");
     }
-    let r = api.call(Method::POST, "/v2/apps/", Some(&alice), None).await;
+    let r = api
+        .call(Method::POST, "/v2/apps/", Some(&alice), None)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert!(r.body["id"].as_str().unwrap().contains('-'), "random name: {}", r.body["id"]);
-    let r = api.call(Method::POST, "/v2/apps/", Some(&alice), Some(json!({"id": "hello"}))).await;
+    assert!(
+        r.body["id"].as_str().unwrap().contains('-'),
+        "random name: {}",
+        r.body["id"]
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&alice),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
     assert_eq!(r.body["id"][0], "Application with this id already exists.");
-    let r = api.call(Method::POST, "/v2/apps/", Some(&alice), Some(json!({"id": "Bad_Name"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&alice),
+            Some(json!({"id": "Bad_Name"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.body["id"][0], "App name can only contain a-z (lowercase), 0-9 and hyphens");
+    assert_eq!(
+        r.body["id"][0],
+        "App name can only contain a-z (lowercase), 0-9 and hyphens"
+    );
     assert!(r.body["detail"].as_str().unwrap().contains("Bad_Name"));
     for i in 0..3 {
-        api.call(Method::POST, "/v2/apps/", Some(&alice), Some(json!({"id": format!("p{i}")}))).await;
+        api.call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&alice),
+            Some(json!({"id": format!("p{i}")})),
+        )
+        .await;
     }
-    let r = api.call(Method::GET, "/v2/apps/?limit=2", Some(&alice), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/?limit=2", Some(&alice), None)
+        .await;
     assert_eq!(r.body["count"], 5);
     assert_eq!(r.body["results"].as_array().unwrap().len(), 2);
     assert_eq!(r.body["next"], "http://ctl.test/v2/apps/?limit=2&offset=2");
     assert_eq!(r.body["previous"], Value::Null);
-    let r = api.call(Method::GET, "/v2/apps/?limit=2&offset=4", Some(&alice), None).await;
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/?limit=2&offset=4",
+            Some(&alice),
+            None,
+        )
+        .await;
     assert_eq!(r.body["next"], Value::Null);
-    assert_eq!(r.body["previous"], "http://ctl.test/v2/apps/?limit=2&offset=2");
-    let r = api.call(Method::GET, "/v2/apps/?limit=abc", Some(&alice), None).await;
+    assert_eq!(
+        r.body["previous"],
+        "http://ctl.test/v2/apps/?limit=2&offset=2"
+    );
+    let r = api
+        .call(Method::GET, "/v2/apps/?limit=abc", Some(&alice), None)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = api.call(Method::GET, "/v2/apps/", Some(&bob), None).await;
     assert_eq!(r.body["count"], 0, "bob sees none of alice's apps");
-    let r = api.call(Method::GET, "/v2/apps/hello/", Some(&bob), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = api.call(Method::DELETE, "/v2/apps/hello/", Some(&bob), None).await;
+    let r = api
+        .call(Method::DELETE, "/v2/apps/hello/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = api.call(Method::GET, "/v2/apps/ghost/", Some(&alice), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/ghost/", Some(&alice), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::GET, "/v2/apps/hello/", Some(&alice), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/", Some(&alice), None)
+        .await;
     assert_eq!(r.body["owner"], "alice");
-    let r = api.call(Method::POST, "/v2/apps/hello/", Some(&alice), Some(json!({}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/",
+            Some(&alice),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/apps/hello/", Some(&alice), Some(json!({"owner": "bob"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/",
+            Some(&alice),
+            Some(json!({"owner": "bob"})),
+        )
+        .await;
     assert_eq!(r.body["owner"], "bob");
-    let r = api.call(Method::GET, "/v2/apps/hello/logs", Some(&bob), None).await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "no logger configured: {}", r.text);
-    let r = api.call(Method::GET, "/v2/apps/hello/logs?log_lines=zero", Some(&bob), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/logs", Some(&bob), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no logger configured: {}",
+        r.text
+    );
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/hello/logs?log_lines=zero",
+            Some(&bob),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::DELETE, "/v2/apps/hello/", Some(&bob), None).await;
+    let r = api
+        .call(Method::DELETE, "/v2/apps/hello/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = api.call(Method::GET, "/v2/apps/hello/", Some(&bob), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -238,84 +534,257 @@ async fn config_builds_releases_scale_pods() {
     let api = Api::new();
     let t = api.register("alice").await;
     let bob = api.register("bob").await;
-    api.call(Method::POST, "/v2/apps/", Some(&t), Some(json!({"id": "hello"}))).await;
-    let r = api.call(Method::GET, "/v2/apps/hello/config/", Some(&t), None).await;
+    api.call(
+        Method::POST,
+        "/v2/apps/",
+        Some(&t),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/config/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["values"], json!({}));
-    let r = api.call(Method::POST, "/v2/apps/hello/config/", Some(&t), Some(json!({"values": {"GREETING": "hi", "N": 3}}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"values": {"GREETING": "hi", "N": 3}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["values"]["N"], "3");
-    let r = api.call(Method::POST, "/v2/apps/hello/config/", Some(&t), Some(json!({"values": {"GREETING": "hi"}}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"values": {"GREETING": "hi"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(r.body["detail"].as_str().unwrap().contains("changed nothing"));
-    let r = api.call(Method::POST, "/v2/apps/hello/config/", Some(&t), Some(json!({"values": {"NOPE": null}}))).await;
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("changed nothing")
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"values": {"NOPE": null}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = api.call(Method::POST, "/v2/apps/hello/config/", Some(&t), Some(json!({"values": {"1BAD": "x"}}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"values": {"1BAD": "x"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["detail"].as_str().unwrap().contains("1BAD"));
-    let r = api.call(Method::POST, "/v2/apps/hello/config/", Some(&t), Some(json!({"values": "nope"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"values": "nope"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/apps/hello/config/", Some(&t), Some(json!({"registry": {"username": "bot", "password": "hunter2"}}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"registry": {"username": "bot", "password": "hunter2"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.body["registry"]["password"], "***", "registry passwords are never shown");
-    let r = api.call(Method::GET, "/v2/apps/hello/config/", Some(&bob), None).await;
+    assert_eq!(
+        r.body["registry"]["password"], "***",
+        "registry passwords are never shown"
+    );
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/config/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
-    let r = api.call(Method::POST, "/v2/apps/hello/scale/", Some(&t), Some(json!({"web": 1}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/scale/",
+            Some(&t),
+            Some(json!({"web": 1})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "no build yet");
-    let r = api.call(Method::POST, "/v2/apps/hello/builds/", Some(&t), Some(json!({"image": "NOT VALID"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/builds/",
+            Some(&t),
+            Some(json!({"image": "NOT VALID"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.get("image").is_some());
     let r = api.call(Method::POST, "/v2/apps/hello/builds/", Some(&t), Some(json!({"image": "example.com/team/web:1.0", "procfile": {"web": "./web", "worker": "./work"}}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let build_uuid = r.body["uuid"].as_str().unwrap().to_string();
-    for f in ["app", "created", "owner", "procfile", "uuid", "updated", "image"] {
+    for f in [
+        "app", "created", "owner", "procfile", "uuid", "updated", "image",
+    ] {
         assert!(r.body.get(f).is_some(), "build has {f}");
     }
-    let r = api.call(Method::GET, &format!("/v2/apps/hello/builds/{build_uuid}/"), Some(&t), None).await;
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v2/apps/hello/builds/{build_uuid}/"),
+            Some(&t),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = api.call(Method::GET, "/v2/apps/hello/builds/nope/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/builds/nope/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::GET, "/v2/apps/hello/builds/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/builds/", Some(&t), None)
+        .await;
     assert_eq!(r.body["count"], 1);
 
-    let r = api.call(Method::POST, "/v2/apps/hello/scale/", Some(&t), Some(json!({"web": 3, "worker": "2"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/scale/",
+            Some(&t),
+            Some(json!({"web": 3, "worker": "2"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let r = api.call(Method::GET, "/v2/apps/hello/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/", Some(&t), None)
+        .await;
     assert_eq!(r.body["structure"], json!({"web": 3, "worker": 2}));
-    let r = api.call(Method::POST, "/v2/apps/hello/scale/", Some(&t), Some(json!({"web": -1}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/scale/",
+            Some(&t),
+            Some(json!({"web": -1})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/apps/hello/scale/", Some(&t), Some(json!({"web": "many"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/scale/",
+            Some(&t),
+            Some(json!({"web": "many"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/apps/hello/scale/", Some(&t), Some(json!({"db": 1}))).await;
-    assert!(r.body["detail"].as_str().unwrap().contains("does not exist"));
-    let r = api.call(Method::GET, "/v2/apps/hello/pods/", Some(&t), None).await;
-    assert_eq!((r.status, r.body["count"].clone()), (StatusCode::OK, json!(0)));
-    let r = api.call(Method::GET, "/v2/apps/hello/pods/web/", Some(&t), None).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/scale/",
+            Some(&t),
+            Some(json!({"db": 1})),
+        )
+        .await;
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/pods/", Some(&t), None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["count"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/pods/web/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let r = api.call(Method::GET, "/v2/apps/hello/releases/?limit=2", Some(&t), None).await;
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/hello/releases/?limit=2",
+            Some(&t),
+            None,
+        )
+        .await;
     assert_eq!(r.body["count"], 4);
     assert_eq!(r.body["results"][0]["version"], 4);
-    assert_eq!(r.body["results"][0]["summary"], "alice deployed example.com/team/web:1.0");
+    assert_eq!(
+        r.body["results"][0]["summary"],
+        "alice deployed example.com/team/web:1.0"
+    );
     assert!(r.body["next"].as_str().unwrap().ends_with("offset=2"));
-    for f in ["uuid", "app", "version", "owner", "build", "config", "summary", "created", "updated"] {
+    for f in [
+        "uuid", "app", "version", "owner", "build", "config", "summary", "created", "updated",
+    ] {
         assert!(r.body["results"][0].get(f).is_some(), "release has {f}");
     }
-    let r = api.call(Method::GET, "/v2/apps/hello/releases/v1/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/releases/v1/", Some(&t), None)
+        .await;
     assert_eq!(r.body["summary"], "alice created initial release");
     assert_eq!(r.body["build"], Value::Null);
-    let r = api.call(Method::GET, "/v2/apps/hello/releases/v99/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/releases/v99/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::GET, "/v2/apps/hello/releases/vx/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/releases/vx/", Some(&t), None)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/apps/hello/releases/rollback/", Some(&t), Some(json!({"version": 0}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/releases/rollback/",
+            Some(&t),
+            Some(json!({"version": 0})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.call(Method::POST, "/v2/apps/hello/releases/rollback/", Some(&t), Some(json!({"version": 2}))).await;
-    assert_eq!((r.status, r.body.clone()), (StatusCode::CREATED, json!({"version": 5})));
-    let r = api.call(Method::POST, "/v2/apps/hello/releases/rollback/", Some(&t), None).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/releases/rollback/",
+            Some(&t),
+            Some(json!({"version": 2})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (StatusCode::CREATED, json!({"version": 5}))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/releases/rollback/",
+            Some(&t),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = api.call(Method::GET, "/v2/apps/hello/releases/v6/", Some(&t), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/releases/v6/", Some(&t), None)
+        .await;
     assert_eq!(r.body["summary"], "alice rolled back to v4");
 }
 
@@ -325,59 +794,171 @@ async fn perms_endpoints() {
     let alice = api.register("alice").await;
     let bob = api.register("bob").await;
     let carol = api.register("carol").await;
-    api.call(Method::POST, "/v2/apps/", Some(&bob), Some(json!({"id": "shared"}))).await;
-    let r = api.call(Method::POST, "/v2/apps/shared/perms/", Some(&bob), Some(json!({"username": "carol"}))).await;
+    api.call(
+        Method::POST,
+        "/v2/apps/",
+        Some(&bob),
+        Some(json!({"id": "shared"})),
+    )
+    .await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/shared/perms/",
+            Some(&bob),
+            Some(json!({"username": "carol"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = api.call(Method::POST, "/v2/apps/shared/perms/", Some(&bob), Some(json!({"username": "ghost"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/shared/perms/",
+            Some(&bob),
+            Some(json!({"username": "ghost"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::POST, "/v2/apps/shared/perms/", Some(&carol), Some(json!({"username": "alice"}))).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "collaborators cannot share further");
-    let r = api.call(Method::GET, "/v2/apps/shared/perms/", Some(&carol), None).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/shared/perms/",
+            Some(&carol),
+            Some(json!({"username": "alice"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "collaborators cannot share further"
+    );
+    let r = api
+        .call(Method::GET, "/v2/apps/shared/perms/", Some(&carol), None)
+        .await;
     assert_eq!(r.body, json!({"users": ["carol"]}));
-    let r = api.call(Method::GET, "/v2/apps/shared/", Some(&carol), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/shared/", Some(&carol), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = api.call(Method::DELETE, "/v2/apps/shared/perms/alice", Some(&bob), None).await;
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/apps/shared/perms/alice",
+            Some(&bob),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.call(Method::DELETE, "/v2/apps/shared/perms/carol", Some(&bob), None).await;
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/apps/shared/perms/carol",
+            Some(&bob),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = api.call(Method::GET, "/v2/apps/shared/", Some(&carol), None).await;
+    let r = api
+        .call(Method::GET, "/v2/apps/shared/", Some(&carol), None)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
-    let r = api.call(Method::GET, "/v2/admin/perms/", Some(&bob), None).await;
+    let r = api
+        .call(Method::GET, "/v2/admin/perms/", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = api.call(Method::POST, "/v2/admin/perms/", Some(&alice), Some(json!({"username": "bob"}))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/admin/perms/",
+            Some(&alice),
+            Some(json!({"username": "bob"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = api.call(Method::GET, "/v2/admin/perms/", Some(&alice), None).await;
+    let r = api
+        .call(Method::GET, "/v2/admin/perms/", Some(&alice), None)
+        .await;
     assert_eq!(r.body["count"], 2);
     assert_eq!(r.body["results"][1]["username"], "bob");
-    let r = api.call(Method::DELETE, "/v2/admin/perms/alice", Some(&bob), None).await;
+    let r = api
+        .call(Method::DELETE, "/v2/admin/perms/alice", Some(&bob), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = api.call(Method::DELETE, "/v2/admin/perms/bob", Some(&bob), None).await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "the last admin cannot leave");
+    let r = api
+        .call(Method::DELETE, "/v2/admin/perms/bob", Some(&bob), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "the last admin cannot leave"
+    );
 }
 
 #[tokio::test]
 async fn builder_hooks() {
     let api = Api::new();
     let t = api.register("alice").await;
-    api.call(Method::POST, "/v2/keys/", Some(&t), Some(json!({"public": KEY}))).await;
-    api.call(Method::POST, "/v2/apps/", Some(&t), Some(json!({"id": "hooked"}))).await;
+    api.call(
+        Method::POST,
+        "/v2/keys/",
+        Some(&t),
+        Some(json!({"public": KEY})),
+    )
+    .await;
+    api.call(
+        Method::POST,
+        "/v2/apps/",
+        Some(&t),
+        Some(json!({"id": "hooked"})),
+    )
+    .await;
     let fp = workflow_controller::sshkey::parse(KEY).unwrap().md5;
     let key = [("x-deis-builder-auth", common::BUILDER_KEY)];
-    let r = api.raw(Method::GET, &format!("/v2/hooks/key/{fp}"), None, None, &key).await;
+    let r = api
+        .raw(
+            Method::GET,
+            &format!("/v2/hooks/key/{fp}"),
+            None,
+            None,
+            &key,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body, json!({"username": "alice", "apps": ["hooked"]}));
-    let r = api.raw(Method::GET, &format!("/v2/hooks/key/{fp}"), None, None, &[("x-deis-builder-auth", "wrong")]).await;
+    let r = api
+        .raw(
+            Method::GET,
+            &format!("/v2/hooks/key/{fp}"),
+            None,
+            None,
+            &[("x-deis-builder-auth", "wrong")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = api.raw(Method::GET, "/v2/hooks/key/00:11", None, None, &key).await;
+    let r = api
+        .raw(Method::GET, "/v2/hooks/key/00:11", None, None, &key)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let body = json!({"receive_user": "alice", "receive_repo": "hooked"}).to_string();
-    let r = api.raw(Method::POST, "/v2/hooks/config/", None, Some(body), &key).await;
-    assert_eq!((r.status, r.body["app"].clone()), (StatusCode::OK, json!("hooked")));
+    let r = api
+        .raw(Method::POST, "/v2/hooks/config/", None, Some(body), &key)
+        .await;
+    assert_eq!(
+        (r.status, r.body["app"].clone()),
+        (StatusCode::OK, json!("hooked"))
+    );
     let body = json!({"receive_user": "alice", "receive_repo": "hooked", "image": "127.0.0.1:5000/hooked:git-abc1234", "sha": "abc1234", "procfile": {"web": "./web"}}).to_string();
-    let r = api.raw(Method::POST, "/v2/hooks/build/", None, Some(body), &key).await;
-    assert_eq!((r.status, r.body.clone()), (StatusCode::OK, json!({"release": {"version": 2}})));
+    let r = api
+        .raw(Method::POST, "/v2/hooks/build/", None, Some(body), &key)
+        .await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (StatusCode::OK, json!({"release": {"version": 2}}))
+    );
     let body = json!({"receive_user": "ghost", "receive_repo": "hooked", "image": "x"}).to_string();
-    let r = api.raw(Method::POST, "/v2/hooks/build/", None, Some(body), &key).await;
+    let r = api
+        .raw(Method::POST, "/v2/hooks/build/", None, Some(body), &key)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -8,16 +8,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use workflow_controller::Error;
-use workflow_controller::domain::{Controller, ConfigPatch, NewBuild, RegisterRequest, RegistryAction};
+use workflow_controller::domain::{
+    ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction,
+};
 use workflow_controller::model::{PageRequest, Process, User};
 use workflow_controller::runtime::{Desired, Runtime, RuntimeError};
 use workflow_controller::store::Store;
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLjnHVq5yBmHIwRD1OElJWUVPy0ShFQLWR2pbzq6chE alice@laptop";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLjnHVq5yBmHIwRD1OElJWUVPy0ShFQLWR2pbzq6chE alice@laptop";
 
 async fn user(ctl: &Controller, name: &str) -> (User, String) {
     let u = ctl
-        .register(None, RegisterRequest { username: name.into(), password: "s3cret".into(), email: format!("{name}@example.com"), ..Default::default() })
+        .register(
+            None,
+            RegisterRequest {
+                username: name.into(),
+                password: "s3cret".into(),
+                email: format!("{name}@example.com"),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let token = ctl.login(name, "s3cret").await.unwrap();
@@ -62,18 +73,41 @@ async fn users_and_tokens(store: Store) {
     assert!(!bob.is_superuser);
     assert_eq!(ctl.authenticate(&token).await.unwrap().username, "alice");
     let dup = ctl
-        .register(None, RegisterRequest { username: "alice".into(), password: "x".into(), ..Default::default() })
+        .register(
+            None,
+            RegisterRequest {
+                username: "alice".into(),
+                password: "x".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(dup.to_string().contains("already exists"), "{dup}");
-    assert!(matches!(ctl.login("alice", "wrong").await, Err(Error::Invalid { .. })));
-    assert!(matches!(ctl.login("nobody", "x").await, Err(Error::Invalid { .. })));
-    let fresh = ctl.regenerate_token(&alice, None, false).await.unwrap().unwrap();
-    assert!(matches!(ctl.authenticate(&token).await, Err(Error::Unauthorized(_))), "regenerate revokes old tokens");
+    assert!(matches!(
+        ctl.login("alice", "wrong").await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        ctl.login("nobody", "x").await,
+        Err(Error::Invalid { .. })
+    ));
+    let fresh = ctl
+        .regenerate_token(&alice, None, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ctl.authenticate(&token).await, Err(Error::Unauthorized(_))),
+        "regenerate revokes old tokens"
+    );
     assert_eq!(ctl.authenticate(&fresh).await.unwrap().id, alice.id);
     ctl.passwd(&alice, None, "s3cret", "n3w").await.unwrap();
     assert!(ctl.login("alice", "n3w").await.is_ok());
-    assert!(matches!(ctl.passwd(&bob, Some("alice"), "", "x").await, Err(Error::Forbidden(_))));
+    assert!(matches!(
+        ctl.passwd(&bob, Some("alice"), "", "x").await,
+        Err(Error::Forbidden(_))
+    ));
     ctl.cancel(&bob, None).await.unwrap();
     assert!(ctl.login("bob", "s3cret").await.is_err());
 }
@@ -83,61 +117,171 @@ async fn release_ledger(store: Store) {
     let (alice, _) = user(&ctl, "alice").await;
     let app = ctl.create_app(&alice, Some("hello")).await.unwrap();
     assert_eq!(app.id, "hello");
-    let v2 = ctl.set_config(&alice, "hello", set("GREETING", "hi")).await.unwrap();
+    let v2 = ctl
+        .set_config(&alice, "hello", set("GREETING", "hi"))
+        .await
+        .unwrap();
     assert_eq!(v2.release.version, 2);
     assert_eq!(v2.release.summary, "alice added GREETING");
-    let nothing = ctl.set_config(&alice, "hello", set("GREETING", "hi")).await.unwrap_err();
-    assert!(matches!(nothing, Error::Conflict(ref m) if m.contains("changed nothing")), "{nothing}");
-    let missing = ctl.set_config(&alice, "hello", unset("NOPE")).await.unwrap_err();
+    let nothing = ctl
+        .set_config(&alice, "hello", set("GREETING", "hi"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(nothing, Error::Conflict(ref m) if m.contains("changed nothing")),
+        "{nothing}"
+    );
+    let missing = ctl
+        .set_config(&alice, "hello", unset("NOPE"))
+        .await
+        .unwrap_err();
     assert!(matches!(missing, Error::Unprocessable(_)), "{missing}");
     let v3 = ctl.rollback(&alice, "hello", None).await.unwrap();
-    assert_eq!((v3.version, v3.summary.as_str()), (3, "alice rolled back to v1"));
-    assert!(ctl.get_config(&alice, "hello").await.unwrap().values.is_empty(), "rollback restores v1's config");
+    assert_eq!(
+        (v3.version, v3.summary.as_str()),
+        (3, "alice rolled back to v1")
+    );
+    assert!(
+        ctl.get_config(&alice, "hello")
+            .await
+            .unwrap()
+            .values
+            .is_empty(),
+        "rollback restores v1's config"
+    );
     let v4 = ctl.rollback(&alice, "hello", Some(2)).await.unwrap();
     assert_eq!(v4.summary, "alice rolled back to v2");
-    assert_eq!(ctl.get_config(&alice, "hello").await.unwrap().values["GREETING"], "hi");
-    let v5 = ctl.set_config(&alice, "hello", unset("GREETING")).await.unwrap();
+    assert_eq!(
+        ctl.get_config(&alice, "hello").await.unwrap().values["GREETING"],
+        "hi"
+    );
+    let v5 = ctl
+        .set_config(&alice, "hello", unset("GREETING"))
+        .await
+        .unwrap();
     assert_eq!(v5.release.summary, "alice deleted GREETING");
-    let page = ctl.list_releases(&alice, "hello", PageRequest::new(2, 0)).await.unwrap();
+    let page = ctl
+        .list_releases(&alice, "hello", PageRequest::new(2, 0))
+        .await
+        .unwrap();
     assert_eq!(page.count, 5);
-    assert_eq!(page.results.iter().map(|r| r.version).collect::<Vec<_>>(), vec![5, 4], "newest first");
-    let page = ctl.list_releases(&alice, "hello", PageRequest::new(2, 4)).await.unwrap();
-    assert_eq!(page.results.iter().map(|r| r.version).collect::<Vec<_>>(), vec![1]);
-    assert_eq!(ctl.get_release(&alice, "hello", 1).await.unwrap().summary, "alice created initial release");
-    assert!(matches!(ctl.get_release(&alice, "hello", 99).await, Err(Error::NotFound(_))));
-    assert!(matches!(ctl.rollback(&alice, "hello", Some(99)).await, Err(Error::NotFound(_))));
+    assert_eq!(
+        page.results.iter().map(|r| r.version).collect::<Vec<_>>(),
+        vec![5, 4],
+        "newest first"
+    );
+    let page = ctl
+        .list_releases(&alice, "hello", PageRequest::new(2, 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.results.iter().map(|r| r.version).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(
+        ctl.get_release(&alice, "hello", 1).await.unwrap().summary,
+        "alice created initial release"
+    );
+    assert!(matches!(
+        ctl.get_release(&alice, "hello", 99).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        ctl.rollback(&alice, "hello", Some(99)).await,
+        Err(Error::NotFound(_))
+    ));
     // An app at v1 has nothing to roll back to.
     ctl.create_app(&alice, Some("fresh")).await.unwrap();
-    assert!(matches!(ctl.rollback(&alice, "fresh", None).await, Err(Error::BadRequest(_))));
+    assert!(matches!(
+        ctl.rollback(&alice, "fresh", None).await,
+        Err(Error::BadRequest(_))
+    ));
 }
 
 async fn builds_and_scale(store: Store) {
     let ctl = common::controller(store);
     let (alice, _) = user(&ctl, "alice").await;
     ctl.create_app(&alice, Some("api")).await.unwrap();
-    let no_build = ctl.scale(&alice, "api", [("web".to_string(), 2)].into()).await.unwrap_err();
+    let no_build = ctl
+        .scale(&alice, "api", [("web".to_string(), 2)].into())
+        .await
+        .unwrap_err();
     assert!(matches!(no_build, Error::BadRequest(_)), "{no_build}");
-    let (b, r) = ctl.create_build(&alice, "api", NewBuild { image: "busybox:1.36".into(), ..Default::default() }).await.unwrap();
+    let (b, r) = ctl
+        .create_build(
+            &alice,
+            "api",
+            NewBuild {
+                image: "busybox:1.36".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(r.summary, "alice deployed busybox:1.36");
     assert_eq!(r.build.as_deref(), Some(b.uuid.as_str()));
-    assert_eq!(ctl.get_app(&alice, "api").await.unwrap().structure, BTreeMap::from([("cmd".to_string(), 1)]));
-    let s = ctl.scale(&alice, "api", [("cmd".to_string(), 3)].into()).await.unwrap();
+    assert_eq!(
+        ctl.get_app(&alice, "api").await.unwrap().structure,
+        BTreeMap::from([("cmd".to_string(), 1)])
+    );
+    let s = ctl
+        .scale(&alice, "api", [("cmd".to_string(), 3)].into())
+        .await
+        .unwrap();
     assert_eq!(s["cmd"], 3);
-    let wrong = ctl.scale(&alice, "api", [("web".to_string(), 1)].into()).await.unwrap_err();
+    let wrong = ctl
+        .scale(&alice, "api", [("web".to_string(), 1)].into())
+        .await
+        .unwrap_err();
     assert!(wrong.to_string().contains("does not exist"), "{wrong}");
-    let procfile = BTreeMap::from([("web".to_string(), "./server".to_string()), ("worker".to_string(), "./work".to_string())]);
+    let procfile = BTreeMap::from([
+        ("web".to_string(), "./server".to_string()),
+        ("worker".to_string(), "./work".to_string()),
+    ]);
     let (_, r) = ctl
-        .create_build(&alice, "api", NewBuild { image: "registry.local/api:2".into(), procfile, sha: "0123456789abcdef".into(), ..Default::default() })
+        .create_build(
+            &alice,
+            "api",
+            NewBuild {
+                image: "registry.local/api:2".into(),
+                procfile,
+                sha: "0123456789abcdef".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(r.summary, "alice deployed 0123456");
     let st = ctl.get_app(&alice, "api").await.unwrap().structure;
-    assert_eq!(st, BTreeMap::from([("web".to_string(), 0), ("worker".to_string(), 0)]), "cmd is gone; new types start at 0 once something ran");
-    let builds = ctl.list_builds(&alice, "api", PageRequest::default()).await.unwrap();
+    assert_eq!(
+        st,
+        BTreeMap::from([("web".to_string(), 0), ("worker".to_string(), 0)]),
+        "cmd is gone; new types start at 0 once something ran"
+    );
+    let builds = ctl
+        .list_builds(&alice, "api", PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!(builds.count, 2);
-    assert_eq!(builds.results[0].image, "registry.local/api:2", "newest first");
-    let bad = ctl.create_build(&alice, "api", NewBuild { image: "Not An Image".into(), ..Default::default() }).await.unwrap_err();
-    assert!(matches!(bad, Error::Invalid { field: "image", .. }), "{bad}");
+    assert_eq!(
+        builds.results[0].image, "registry.local/api:2",
+        "newest first"
+    );
+    let bad = ctl
+        .create_build(
+            &alice,
+            "api",
+            NewBuild {
+                image: "Not An Image".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad, Error::Invalid { field: "image", .. }),
+        "{bad}"
+    );
 }
 
 async fn permissions(store: Store) {
@@ -146,31 +290,92 @@ async fn permissions(store: Store) {
     let (bob, bob_token) = user(&ctl, "bob").await;
     let (carol, _) = user(&ctl, "carol").await;
     ctl.create_app(&bob, Some("bobs")).await.unwrap();
-    assert!(matches!(ctl.get_app(&carol, "bobs").await, Err(Error::Forbidden(_))));
-    assert!(matches!(ctl.set_config(&carol, "bobs", set("X", "1")).await, Err(Error::Forbidden(_))));
-    assert_eq!(ctl.list_apps(&carol, PageRequest::default()).await.unwrap().count, 0);
-    assert_eq!(ctl.list_apps(&alice, PageRequest::default()).await.unwrap().count, 1, "admins see every app");
+    assert!(matches!(
+        ctl.get_app(&carol, "bobs").await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        ctl.set_config(&carol, "bobs", set("X", "1")).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert_eq!(
+        ctl.list_apps(&carol, PageRequest::default())
+            .await
+            .unwrap()
+            .count,
+        0
+    );
+    assert_eq!(
+        ctl.list_apps(&alice, PageRequest::default())
+            .await
+            .unwrap()
+            .count,
+        1,
+        "admins see every app"
+    );
     ctl.grant_perm(&bob, "bobs", "carol").await.unwrap();
-    assert!(matches!(ctl.grant_perm(&bob, "bobs", "carol").await, Err(Error::Conflict(_))));
-    assert!(matches!(ctl.grant_perm(&bob, "bobs", "nobody").await, Err(Error::NotFound(_))));
-    assert_eq!(ctl.list_perms(&bob, "bobs").await.unwrap(), vec!["carol".to_string()]);
+    assert!(matches!(
+        ctl.grant_perm(&bob, "bobs", "carol").await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        ctl.grant_perm(&bob, "bobs", "nobody").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        ctl.list_perms(&bob, "bobs").await.unwrap(),
+        vec!["carol".to_string()]
+    );
     ctl.set_config(&carol, "bobs", set("X", "1")).await.unwrap();
-    assert!(matches!(ctl.destroy_app(&carol, "bobs").await, Err(Error::Forbidden(_))), "collaborators cannot destroy");
-    assert!(matches!(ctl.grant_perm(&carol, "bobs", "alice").await, Err(Error::Forbidden(_))));
+    assert!(
+        matches!(
+            ctl.destroy_app(&carol, "bobs").await,
+            Err(Error::Forbidden(_))
+        ),
+        "collaborators cannot destroy"
+    );
+    assert!(matches!(
+        ctl.grant_perm(&carol, "bobs", "alice").await,
+        Err(Error::Forbidden(_))
+    ));
     ctl.revoke_perm(&bob, "bobs", "carol").await.unwrap();
-    assert!(matches!(ctl.get_app(&carol, "bobs").await, Err(Error::Forbidden(_))));
-    assert!(matches!(ctl.get_app(&carol, "ghost").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        ctl.get_app(&carol, "bobs").await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        ctl.get_app(&carol, "ghost").await,
+        Err(Error::NotFound(_))
+    ));
     ctl.transfer_app(&bob, "bobs", "carol").await.unwrap();
     assert_eq!(ctl.get_app(&carol, "bobs").await.unwrap().owner, "carol");
-    assert!(matches!(ctl.cancel(&carol, None).await, Err(Error::Conflict(_))), "owners of apps cannot leave");
+    assert!(
+        matches!(ctl.cancel(&carol, None).await, Err(Error::Conflict(_))),
+        "owners of apps cannot leave"
+    );
     ctl.set_admin(&alice, "bob", true).await.unwrap();
     let bob = ctl.authenticate(&bob_token).await.unwrap();
     assert!(bob.is_superuser);
-    assert_eq!(ctl.list_admins(&alice, PageRequest::default()).await.unwrap().results, vec!["alice", "bob"]);
+    assert_eq!(
+        ctl.list_admins(&alice, PageRequest::default())
+            .await
+            .unwrap()
+            .results,
+        vec!["alice", "bob"]
+    );
     ctl.set_admin(&bob, "alice", false).await.unwrap();
-    assert!(matches!(ctl.set_admin(&bob, "bob", false).await, Err(Error::Conflict(_))), "the last admin stays");
+    assert!(
+        matches!(
+            ctl.set_admin(&bob, "bob", false).await,
+            Err(Error::Conflict(_))
+        ),
+        "the last admin stays"
+    );
     ctl.destroy_app(&carol, "bobs").await.unwrap();
-    assert!(matches!(ctl.get_app(&carol, "bobs").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        ctl.get_app(&carol, "bobs").await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 async fn keys_and_hooks(store: Store) {
@@ -181,23 +386,52 @@ async fn keys_and_hooks(store: Store) {
     assert_eq!(k.id, "alice@laptop");
     let dup = ctl.add_key(&bob, "other", KEY).await.unwrap_err();
     assert!(dup.to_string().contains("already in use"), "{dup}");
-    assert!(matches!(ctl.add_key(&alice, "x", "ssh-rsa nope").await, Err(Error::Invalid { .. })));
+    assert!(matches!(
+        ctl.add_key(&alice, "x", "ssh-rsa nope").await,
+        Err(Error::Invalid { .. })
+    ));
     ctl.create_app(&alice, Some("web")).await.unwrap();
     let ua = ctl.user_from_key(&k.fingerprint).await.unwrap();
-    assert_eq!((ua.username.as_str(), ua.apps.clone()), ("alice", vec!["web".to_string()]));
+    assert_eq!(
+        (ua.username.as_str(), ua.apps.clone()),
+        ("alice", vec!["web".to_string()])
+    );
     let sha = workflow_controller::sshkey::parse(KEY).unwrap().sha256;
     assert_eq!(ctl.user_from_key(&sha).await.unwrap().username, "alice");
-    assert!(matches!(ctl.user_from_key("00:11").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        ctl.user_from_key("00:11").await,
+        Err(Error::NotFound(_))
+    ));
     let (_, r) = ctl.hook_build("alice", "web", NewBuild { image: "127.0.0.1:5000/web@sha256:0000000000000000000000000000000000000000000000000000000000000000".into(), ..Default::default() }).await.unwrap();
     assert_eq!(r.version, 2);
-    ctl.check_registry_access("alice", &token, "web", RegistryAction::Push).await.unwrap();
-    assert!(ctl.check_registry_access("bob", &bob_token, "web", RegistryAction::Pull).await.is_err());
-    assert!(ctl.check_registry_access("alice", &bob_token, "web", RegistryAction::Pull).await.is_err(), "a token proves only its own user");
+    ctl.check_registry_access("alice", &token, "web", RegistryAction::Push)
+        .await
+        .unwrap();
+    assert!(
+        ctl.check_registry_access("bob", &bob_token, "web", RegistryAction::Pull)
+            .await
+            .is_err()
+    );
+    assert!(
+        ctl.check_registry_access("alice", &bob_token, "web", RegistryAction::Pull)
+            .await
+            .is_err(),
+        "a token proves only its own user"
+    );
     assert!(ctl.check_builder_key("wrong").is_err());
     ctl.check_builder_key(common::BUILDER_KEY).unwrap();
     ctl.remove_key(&alice, "alice@laptop").await.unwrap();
-    assert!(matches!(ctl.remove_key(&alice, "alice@laptop").await, Err(Error::NotFound(_))));
-    assert_eq!(ctl.list_keys(&bob, PageRequest::default()).await.unwrap().count, 0);
+    assert!(matches!(
+        ctl.remove_key(&alice, "alice@laptop").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        ctl.list_keys(&bob, PageRequest::default())
+            .await
+            .unwrap()
+            .count,
+        0
+    );
 }
 
 async fn failed_rollout_keeps_previous(store: Store) {
@@ -207,18 +441,34 @@ async fn failed_rollout_keeps_previous(store: Store) {
     ctl.create_app(&alice, Some("app")).await.unwrap();
     ctl.set_config(&alice, "app", set("A", "1")).await.unwrap();
     runtime.fail.store(true, Ordering::SeqCst);
-    let e = ctl.set_config(&alice, "app", set("A", "2")).await.unwrap_err();
+    let e = ctl
+        .set_config(&alice, "app", set("A", "2"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Deploy(_)), "{e}");
     let v3 = ctl.get_release(&alice, "app", 3).await.unwrap();
     assert!(v3.failed && v3.exception.contains("never became ready"));
-    assert_eq!(ctl.get_config(&alice, "app").await.unwrap().values["A"], "1", "the failed release does not serve");
-    assert!(matches!(ctl.rollback(&alice, "app", Some(3)).await, Err(Error::BadRequest(_))), "failed releases cannot be rolled back to");
+    assert_eq!(
+        ctl.get_config(&alice, "app").await.unwrap().values["A"],
+        "1",
+        "the failed release does not serve"
+    );
+    assert!(
+        matches!(
+            ctl.rollback(&alice, "app", Some(3)).await,
+            Err(Error::BadRequest(_))
+        ),
+        "failed releases cannot be rolled back to"
+    );
     runtime.fail.store(false, Ordering::SeqCst);
     let v4 = ctl.set_config(&alice, "app", set("A", "2")).await.unwrap();
     assert_eq!(v4.release.version, 4);
     assert_eq!(v4.release.summary, "alice changed A");
     // The default rollback skips the failed v3 and goes to v2.
-    assert_eq!(ctl.rollback(&alice, "app", None).await.unwrap().summary, "alice rolled back to v2");
+    assert_eq!(
+        ctl.rollback(&alice, "app", None).await.unwrap().summary,
+        "alice rolled back to v2"
+    );
 }
 
 async fn concurrent_changes_get_distinct_versions(store: Store) {
@@ -228,7 +478,11 @@ async fn concurrent_changes_get_distinct_versions(store: Store) {
     let mut tasks = Vec::new();
     for i in 0..10 {
         let (ctl, alice) = (ctl.clone(), alice.clone());
-        tasks.push(tokio::spawn(async move { ctl.set_config(&alice, "busy", set(&format!("K{i}"), "v")).await.map(|c| c.release.version) }));
+        tasks.push(tokio::spawn(async move {
+            ctl.set_config(&alice, "busy", set(&format!("K{i}"), "v"))
+                .await
+                .map(|c| c.release.version)
+        }));
     }
     let mut versions = Vec::new();
     for t in tasks {
@@ -236,7 +490,11 @@ async fn concurrent_changes_get_distinct_versions(store: Store) {
     }
     versions.sort();
     assert_eq!(versions, (2..=11).collect::<Vec<_>>());
-    assert_eq!(ctl.get_config(&alice, "busy").await.unwrap().values.len(), 10, "no change lost");
+    assert_eq!(
+        ctl.get_config(&alice, "busy").await.unwrap().values.len(),
+        10,
+        "no change lost"
+    );
 }
 
 macro_rules! contract {

@@ -30,12 +30,20 @@ impl RunningController {
             registration: RegistrationMode::Enabled,
             builder_key: builder_key.clone(),
         };
-        let ctl = workflow_controller::open(&config, Arc::new(workflow_controller::runtime::LedgerOnly)).await?;
+        let ctl =
+            workflow_controller::open(&config, Arc::new(workflow_controller::runtime::LedgerOnly))
+                .await?;
         let http = TcpListener::bind("127.0.0.1:0").await?;
         let grpc = TcpListener::bind("127.0.0.1:0").await?;
         let (h, g) = (http.local_addr()?, grpc.local_addr()?);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(workflow_controller::serve(ctl, None, http, grpc, shutdown.clone()));
+        let task = tokio::spawn(workflow_controller::serve(
+            ctl,
+            None,
+            http,
+            grpc,
+            shutdown.clone(),
+        ));
         Ok(RunningController {
             http: format!("http://{h}"),
             grpc: format!("http://{g}"),

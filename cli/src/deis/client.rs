@@ -28,7 +28,13 @@ fn describe(status: StatusCode, body: &str, base: &str) -> anyhow::Error {
             parsed.as_ref().and_then(Value::as_object).map(|m| {
                 m.iter()
                     .map(|(k, v)| match v {
-                        Value::Array(a) => format!("{k}: {}", a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")),
+                        Value::Array(a) => format!(
+                            "{k}: {}",
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
                         other => format!("{k}: {other}"),
                     })
                     .collect::<Vec<_>>()
@@ -59,11 +65,18 @@ impl Client {
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).with_context(|| format!("the controller answered {path} with something that is not JSON"))
+        serde_json::from_str(&text).with_context(|| {
+            format!("the controller answered {path} with something that is not JSON")
+        })
     }
 
     /// Sends a request; answers the raw body.
-    pub async fn call_text(&self, method: Method, path: &str, body: Option<&Value>) -> Result<String> {
+    pub async fn call_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<String> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -75,9 +88,15 @@ impl Client {
         let res = req.send().await.map_err(|e| {
             anyhow!("cannot reach the controller at {}: {e}\nIs the platform running? Start it with `workflow up`.", self.base)
         })?;
-        if let Some(v) = res.headers().get("deis_api_version").and_then(|v| v.to_str().ok()) {
+        if let Some(v) = res
+            .headers()
+            .get("deis_api_version")
+            .and_then(|v| v.to_str().ok())
+        {
             if v.split('.').next() != Some(API_MAJOR) {
-                eprintln!("warning: the controller speaks API {v}; this client speaks {API_MAJOR}.x");
+                eprintln!(
+                    "warning: the controller speaks API {v}; this client speaks {API_MAJOR}.x"
+                );
             }
         }
         let status = res.status();
@@ -94,10 +113,18 @@ impl Client {
         let mut offset = 0usize;
         loop {
             let page = self
-                .call(Method::GET, &format!("{path}?limit={}&offset={offset}", limit.min(1000)), None)
+                .call(
+                    Method::GET,
+                    &format!("{path}?limit={}&offset={offset}", limit.min(1000)),
+                    None,
+                )
                 .await?;
             let count = page.get("count").and_then(Value::as_u64).unwrap_or(0);
-            let results = page.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
+            let results = page
+                .get("results")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let n = results.len();
             out.extend(results);
             offset += n;
@@ -115,8 +142,13 @@ pub fn normalize_url(s: &str) -> Result<String> {
     if s.is_empty() {
         bail!("the controller URL is empty; e.g. http://127.0.0.1:8000");
     }
-    let with_scheme = if s.starts_with("http://") || s.starts_with("https://") { s.to_string() } else { format!("http://{s}") };
-    let parsed = reqwest::Url::parse(&with_scheme).map_err(|e| anyhow!("{s:?} is not a controller URL ({e}); e.g. http://127.0.0.1:8000"))?;
+    let with_scheme = if s.starts_with("http://") || s.starts_with("https://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let parsed = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| anyhow!("{s:?} is not a controller URL ({e}); e.g. http://127.0.0.1:8000"))?;
     if parsed.host_str().is_none() {
         bail!("{s:?} has no host; e.g. http://127.0.0.1:8000");
     }

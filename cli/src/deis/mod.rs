@@ -24,7 +24,11 @@ use profile::Profile;
 
 /// The Workflow command line (Deis-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "deis", version, about = "Manage apps on Workflow, a Heroku-style platform (Deis-compatible CLI).")]
+#[command(
+    name = "deis",
+    version,
+    about = "Manage apps on Workflow, a Heroku-style platform (Deis-compatible CLI)."
+)]
 pub struct Cli {
     /// Profile to use: a name under ~/.deis or a path to a .json file (env: DEIS_PROFILE).
     #[arg(short = 'c', long = "config", global = true)]
@@ -316,7 +320,10 @@ pub enum Command {
 /// Parses arguments, runs, and prints errors the user can act on.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start: {e}");
@@ -409,7 +416,9 @@ fn app_name(a: &AppArg) -> Result<String> {
             }
         }
     }
-    bail!("which app? Pass -a APP, or run this in a checkout with a `deis` git remote (deis git:remote -a APP)")
+    bail!(
+        "which app? Pass -a APP, or run this in a checkout with a `deis` git remote (deis git:remote -a APP)"
+    )
 }
 
 /// `ssh://git@host:2222/hello.git` -> `hello`.
@@ -436,7 +445,9 @@ fn in_git_checkout() -> bool {
 }
 
 fn add_remote(remote: &str, url: &str, force: bool) -> Result<()> {
-    let existing = std::process::Command::new("git").args(["remote", "get-url", remote]).output()?;
+    let existing = std::process::Command::new("git")
+        .args(["remote", "get-url", remote])
+        .output()?;
     if existing.status.success() {
         let current = String::from_utf8_lossy(&existing.stdout).trim().to_string();
         if current == url {
@@ -445,9 +456,13 @@ fn add_remote(remote: &str, url: &str, force: bool) -> Result<()> {
         if !force {
             bail!("git remote {remote} already exists ({current}); use -f to replace it");
         }
-        std::process::Command::new("git").args(["remote", "remove", remote]).status()?;
+        std::process::Command::new("git")
+            .args(["remote", "remove", remote])
+            .status()?;
     }
-    let st = std::process::Command::new("git").args(["remote", "add", remote, url]).status()?;
+    let st = std::process::Command::new("git")
+        .args(["remote", "add", remote, url])
+        .status()?;
     if !st.success() {
         bail!("git remote add {remote} {url} failed");
     }
@@ -478,22 +493,40 @@ fn parse_procfile(text: &str) -> Result<Value> {
         return serde_json::from_str(text).context("--procfile is not valid JSON");
     }
     let mut m = serde_json::Map::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
-        let (k, v) = line.split_once(':').ok_or_else(|| anyhow!("procfile line {line:?}: expected `type: command`"))?;
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| anyhow!("procfile line {line:?}: expected `type: command`"))?;
         m.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
     }
     Ok(Value::Object(m))
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let ctx = Ctx { json: cli.json, profile_name: cli.profile.clone() };
+    let ctx = Ctx {
+        json: cli.json,
+        profile_name: cli.profile.clone(),
+    };
     match cli.command {
-        Command::Register { controller, username, password, email, login } => {
+        Command::Register {
+            controller,
+            username,
+            password,
+            email,
+            login,
+        } => {
             let c = Client::new(&controller, None)?;
             let username = ask(username, "username: ", "username")?;
             let password = secret(password, "password: ")?;
             let user = c
-                .call(Method::POST, "/v2/auth/register/", Some(&json!({"username": username, "password": password, "email": email})))
+                .call(
+                    Method::POST,
+                    "/v2/auth/register/",
+                    Some(&json!({"username": username, "password": password, "email": email})),
+                )
                 .await?;
             if login {
                 do_login(&ctx, &c, &username, &password).await?;
@@ -506,11 +539,17 @@ async fn run(cli: Cli) -> Result<()> {
                     println!("Logged in as {username}");
                 }
                 if user.get("is_superuser").and_then(Value::as_bool) == Some(true) {
-                    println!("{username} is the platform's first user and therefore an administrator.");
+                    println!(
+                        "{username} is the platform's first user and therefore an administrator."
+                    );
                 }
             }
         }
-        Command::Login { controller, username, password } => {
+        Command::Login {
+            controller,
+            username,
+            password,
+        } => {
             let c = Client::new(&controller, None)?;
             let username = ask(username, "username: ", "username")?;
             let password = secret(password, "password: ")?;
@@ -523,7 +562,14 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Logout => {
             let removed = profile::remove(ctx.profile_name.as_deref())?;
-            println!("{}", if removed { "Logged out" } else { "Not logged in" });
+            println!(
+                "{}",
+                if removed {
+                    "Logged out"
+                } else {
+                    "Not logged in"
+                }
+            );
         }
         Command::Whoami { all } => {
             let (p, c) = ctx.session()?;
@@ -539,34 +585,55 @@ async fn run(cli: Cli) -> Result<()> {
             let target = username.clone().unwrap_or_else(|| p.username.clone());
             let typed = match confirm {
                 Some(t) => t,
-                None => ask(None, &format!("Type {target} to delete the account: "), "confirm")?,
+                None => ask(
+                    None,
+                    &format!("Type {target} to delete the account: "),
+                    "confirm",
+                )?,
             };
             if typed != target {
                 bail!("confirmation {typed:?} does not match {target:?}; nothing deleted");
             }
             let body = username.map(|u| json!({"username": u}));
-            c.call(Method::DELETE, "/v2/auth/cancel/", body.as_ref()).await?;
+            c.call(Method::DELETE, "/v2/auth/cancel/", body.as_ref())
+                .await?;
             if target == p.username {
                 profile::remove(ctx.profile_name.as_deref())?;
             }
             println!("Account {target} deleted");
         }
-        Command::AuthPasswd { username, password, new_password } => {
+        Command::AuthPasswd {
+            username,
+            password,
+            new_password,
+        } => {
             let (_, c) = ctx.session()?;
-            let current = if username.is_some() { password.unwrap_or_default() } else { secret(password, "current password: ")? };
+            let current = if username.is_some() {
+                password.unwrap_or_default()
+            } else {
+                secret(password, "current password: ")?
+            };
             let new = match new_password {
                 Some(n) => n,
-                None if std::io::stdin().is_terminal() => rpassword::prompt_password("new password: ")?,
+                None if std::io::stdin().is_terminal() => {
+                    rpassword::prompt_password("new password: ")?
+                }
                 None => bail!("no new password given: pass --new-password"),
             };
-            c.call(Method::POST, "/v2/auth/passwd/", Some(&json!({"username": username, "password": current, "new_password": new})))
-                .await?;
+            c.call(
+                Method::POST,
+                "/v2/auth/passwd/",
+                Some(&json!({"username": username, "password": current, "new_password": new})),
+            )
+            .await?;
             println!("Password changed");
         }
         Command::AuthRegenerate { username, all } => {
             let (mut p, c) = ctx.session()?;
             let body = json!({"username": username, "all": all});
-            let r = c.call(Method::POST, "/v2/auth/tokens/", Some(&body)).await?;
+            let r = c
+                .call(Method::POST, "/v2/auth/tokens/", Some(&body))
+                .await?;
             let token = s(&r, "token");
             if username.as_deref().is_none_or(|u| u == p.username) && !all && !token.is_empty() {
                 p.token = token.clone();
@@ -577,7 +644,14 @@ async fn run(cli: Cli) -> Result<()> {
             } else if all {
                 println!("Every user's tokens were revoked");
             } else {
-                println!("Token regenerated{}", if username.is_some() { format!(": {token}") } else { String::new() });
+                println!(
+                    "Token regenerated{}",
+                    if username.is_some() {
+                        format!(": {token}")
+                    } else {
+                        String::new()
+                    }
+                );
             }
         }
         Command::KeysList => {
@@ -591,7 +665,11 @@ async fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|k| {
                     let public = s(k, "public");
-                    let short = if public.len() > 50 { format!("{}...{}", &public[..25], &public[public.len() - 20..]) } else { public };
+                    let short = if public.len() > 50 {
+                        format!("{}...{}", &public[..25], &public[public.len() - 20..])
+                    } else {
+                        public
+                    };
                     vec![s(k, "id"), s(k, "fingerprint"), short]
                 })
                 .collect();
@@ -603,10 +681,15 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(p) => p,
                 None => default_key()?,
             };
-            let public = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let public = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             println!("Uploading {} to deis...", path.display());
             let k = c
-                .call(Method::POST, "/v2/keys/", Some(&json!({"id": id.unwrap_or_default(), "public": public.trim()})))
+                .call(
+                    Method::POST,
+                    "/v2/keys/",
+                    Some(&json!({"id": id.unwrap_or_default(), "public": public.trim()})),
+                )
                 .await?;
             if ctx.json {
                 ctx.print_json(&k);
@@ -616,10 +699,19 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::KeysRemove { id } => {
             let (_, c) = ctx.session()?;
-            c.call(Method::DELETE, &format!("/v2/keys/{}/", urlencode(&id)), None).await?;
+            c.call(
+                Method::DELETE,
+                &format!("/v2/keys/{}/", urlencode(&id)),
+                None,
+            )
+            .await?;
             println!("Removing {id} SSH Key... done");
         }
-        Command::Create { name, no_remote, remote } => {
+        Command::Create {
+            name,
+            no_remote,
+            remote,
+        } => {
             let (p, c) = ctx.session()?;
             if !ctx.json {
                 progress("Creating Application... ");
@@ -640,7 +732,9 @@ async fn run(cli: Cli) -> Result<()> {
                         println!("Git remote {remote} successfully created ({url}).");
                     }
                 } else if !ctx.json {
-                    println!("Not in a git checkout: no remote added (later: deis git:remote -a {id}).");
+                    println!(
+                        "Not in a git checkout: no remote added (later: deis git:remote -a {id})."
+                    );
                 }
             }
         }
@@ -658,8 +752,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => {
             let (_, c) = ctx.session()?;
             let app = app_name(&a)?;
-            let info = c.call(Method::GET, &format!("/v2/apps/{app}/"), None).await?;
-            let pods = c.call(Method::GET, &format!("/v2/apps/{app}/pods/"), None).await?;
+            let info = c
+                .call(Method::GET, &format!("/v2/apps/{app}/"), None)
+                .await?;
+            let pods = c
+                .call(Method::GET, &format!("/v2/apps/{app}/pods/"), None)
+                .await?;
             if ctx.json {
                 return Ok(ctx.print_json(&json!({"app": info, "pods": pods.get("results")})));
             }
@@ -667,28 +765,61 @@ async fn run(cli: Cli) -> Result<()> {
             for k in ["uuid", "owner", "created", "updated"] {
                 println!("{:<9}{}", format!("{k}:"), s(&info, k));
             }
-            let structure = info.get("structure").and_then(Value::as_object).cloned().unwrap_or_default();
+            let structure = info
+                .get("structure")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let st: Vec<String> = structure.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("{:<9}{}", "scale:", if st.is_empty() { "(no build yet)".into() } else { st.join(" ") });
+            println!(
+                "{:<9}{}",
+                "scale:",
+                if st.is_empty() {
+                    "(no build yet)".into()
+                } else {
+                    st.join(" ")
+                }
+            );
             println!();
-            print_pods(&app, pods.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]));
+            print_pods(
+                &app,
+                pods.get("results")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+            );
         }
         Command::Destroy { app, confirm } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
             let typed = match confirm {
                 Some(t) => t,
-                None => ask(None, &format!(" !    WARNING: Potentially Destructive Action\n !    This command will destroy the application: {app}\n !    To proceed, type \"{app}\" or re-run this command with --confirm={app}\n\n> "), "confirm")?,
+                None => ask(
+                    None,
+                    &format!(
+                        " !    WARNING: Potentially Destructive Action\n !    This command will destroy the application: {app}\n !    To proceed, type \"{app}\" or re-run this command with --confirm={app}\n\n> "
+                    ),
+                    "confirm",
+                )?,
             };
             if typed != app {
                 bail!("App {app} not destroyed: confirmation {typed:?} does not match");
             }
             progress(&format!("Destroying {app}... "));
-            c.call(Method::DELETE, &format!("/v2/apps/{app}/"), None).await?;
+            c.call(Method::DELETE, &format!("/v2/apps/{app}/"), None)
+                .await?;
             progress_done("done");
-            if let Ok(out) = std::process::Command::new("git").args(["remote", "get-url", "deis"]).output() {
-                if out.status.success() && app_from_remote(String::from_utf8_lossy(&out.stdout).trim()).as_deref() == Some(app.as_str()) {
-                    let _ = std::process::Command::new("git").args(["remote", "remove", "deis"]).status();
+            if let Ok(out) = std::process::Command::new("git")
+                .args(["remote", "get-url", "deis"])
+                .output()
+            {
+                if out.status.success()
+                    && app_from_remote(String::from_utf8_lossy(&out.stdout).trim()).as_deref()
+                        == Some(app.as_str())
+                {
+                    let _ = std::process::Command::new("git")
+                        .args(["remote", "remove", "deis"])
+                        .status();
                     println!("Git remote deis removed");
                 }
             }
@@ -696,13 +827,20 @@ async fn run(cli: Cli) -> Result<()> {
         Command::AppsTransfer { username, app } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
-            c.call(Method::POST, &format!("/v2/apps/{app}/"), Some(&json!({"owner": username}))).await?;
+            c.call(
+                Method::POST,
+                &format!("/v2/apps/{app}/"),
+                Some(&json!({"owner": username})),
+            )
+            .await?;
             println!("Transferred {app} to {username}");
         }
         Command::Config { app, oneline } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
-            let cfg = c.call(Method::GET, &format!("/v2/apps/{app}/config/"), None).await?;
+            let cfg = c
+                .call(Method::GET, &format!("/v2/apps/{app}/config/"), None)
+                .await?;
             print_config(&ctx, &app, &cfg, oneline);
         }
         Command::ConfigSet { pairs, app } => {
@@ -712,7 +850,13 @@ async fn run(cli: Cli) -> Result<()> {
             if !ctx.json {
                 progress("Creating config... ");
             }
-            let cfg = c.call(Method::POST, &format!("/v2/apps/{app}/config/"), Some(&json!({"values": values}))).await?;
+            let cfg = c
+                .call(
+                    Method::POST,
+                    &format!("/v2/apps/{app}/config/"),
+                    Some(&json!({"values": values})),
+                )
+                .await?;
             let v = latest_version(&c, &app).await?;
             if !ctx.json {
                 progress_done(&format!("done, {app} is now at v{v}\n"));
@@ -722,11 +866,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ConfigUnset { keys, app } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
-            let values: serde_json::Map<String, Value> = keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+            let values: serde_json::Map<String, Value> =
+                keys.iter().map(|k| (k.clone(), Value::Null)).collect();
             if !ctx.json {
                 progress("Removing config... ");
             }
-            let cfg = c.call(Method::POST, &format!("/v2/apps/{app}/config/"), Some(&json!({"values": values}))).await?;
+            let cfg = c
+                .call(
+                    Method::POST,
+                    &format!("/v2/apps/{app}/config/"),
+                    Some(&json!({"values": values})),
+                )
+                .await?;
             let v = latest_version(&c, &app).await?;
             if !ctx.json {
                 progress_done(&format!("done, {app} is now at v{v}\n"));
@@ -740,7 +891,14 @@ async fn run(cli: Cli) -> Result<()> {
             if ctx.json {
                 return Ok(ctx.print_json(&Value::Array(rels)));
             }
-            println!("=== {app} Releases{}", if count as usize > rels.len() { format!(" (newest {} of {count})", rels.len()) } else { String::new() });
+            println!(
+                "=== {app} Releases{}",
+                if count as usize > rels.len() {
+                    format!(" (newest {} of {count})", rels.len())
+                } else {
+                    String::new()
+                }
+            );
             let rows: Vec<Vec<String>> = rels
                 .iter()
                 .map(|r| {
@@ -751,18 +909,33 @@ async fn run(cli: Cli) -> Result<()> {
                     vec![format!("v{}", s(r, "version")), s(r, "created"), summary]
                 })
                 .collect();
-            print!("{}", table::render(&["VERSION", "CREATED", "SUMMARY"], &rows));
+            print!(
+                "{}",
+                table::render(&["VERSION", "CREATED", "SUMMARY"], &rows)
+            );
         }
         Command::ReleasesInfo { version, app } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
             let v = version.trim_start_matches('v');
-            let r = c.call(Method::GET, &format!("/v2/apps/{app}/releases/v{v}/"), None).await?;
+            let r = c
+                .call(Method::GET, &format!("/v2/apps/{app}/releases/v{v}/"), None)
+                .await?;
             if ctx.json {
                 return Ok(ctx.print_json(&r));
             }
             println!("=== {app} Release v{v}");
-            for k in ["build", "config", "created", "owner", "summary", "updated", "uuid", "failed", "exception"] {
+            for k in [
+                "build",
+                "config",
+                "created",
+                "owner",
+                "summary",
+                "updated",
+                "uuid",
+                "failed",
+                "exception",
+            ] {
                 let val = s(&r, k);
                 if !val.is_empty() {
                     println!("{:<10}{}", format!("{k}:"), val);
@@ -774,15 +947,30 @@ async fn run(cli: Cli) -> Result<()> {
             let app = app_name(&app)?;
             let body = match &version {
                 Some(v) => {
-                    let n: i64 = v.trim_start_matches('v').parse().map_err(|_| anyhow!("{v:?} is not a release version like v2"))?;
+                    let n: i64 = v
+                        .trim_start_matches('v')
+                        .parse()
+                        .map_err(|_| anyhow!("{v:?} is not a release version like v2"))?;
                     json!({"version": n})
                 }
                 None => json!({}),
             };
             if !ctx.json {
-                progress(&format!("Rolling back{}... ", version.as_deref().map(|v| format!(" to {v}")).unwrap_or_default()));
+                progress(&format!(
+                    "Rolling back{}... ",
+                    version
+                        .as_deref()
+                        .map(|v| format!(" to {v}"))
+                        .unwrap_or_default()
+                ));
             }
-            let r = c.call(Method::POST, &format!("/v2/apps/{app}/releases/rollback/"), Some(&body)).await?;
+            let r = c
+                .call(
+                    Method::POST,
+                    &format!("/v2/apps/{app}/releases/rollback/"),
+                    Some(&body),
+                )
+                .await?;
             if ctx.json {
                 ctx.print_json(&r);
             } else {
@@ -801,9 +989,16 @@ async fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|b| vec![s(b, "uuid"), s(b, "created"), s(b, "owner"), s(b, "image")])
                 .collect();
-            print!("{}", table::render(&["UUID", "CREATED", "OWNER", "IMAGE"], &rows));
+            print!(
+                "{}",
+                table::render(&["UUID", "CREATED", "OWNER", "IMAGE"], &rows)
+            );
         }
-        Command::BuildsCreate { image, app, procfile } => {
+        Command::BuildsCreate {
+            image,
+            app,
+            procfile,
+        } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
             let mut body = json!({"image": image});
@@ -813,7 +1008,13 @@ async fn run(cli: Cli) -> Result<()> {
             if !ctx.json {
                 progress("Creating build... ");
             }
-            let b = c.call(Method::POST, &format!("/v2/apps/{app}/builds/"), Some(&body)).await?;
+            let b = c
+                .call(
+                    Method::POST,
+                    &format!("/v2/apps/{app}/builds/"),
+                    Some(&body),
+                )
+                .await?;
             if ctx.json {
                 return Ok(ctx.print_json(&b));
             }
@@ -825,34 +1026,66 @@ async fn run(cli: Cli) -> Result<()> {
             let app = app_name(&app)?;
             let mut counts = serde_json::Map::new();
             for (k, v) in parse_pairs(&pairs, "a TYPE=N pair")? {
-                let n: i64 = v.parse().map_err(|_| anyhow!("{k}={v}: the count must be a whole number"))?;
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| anyhow!("{k}={v}: the count must be a whole number"))?;
                 counts.insert(k, json!(n));
             }
             if !ctx.json {
                 let desc: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                progress(&format!("Scaling processes... but first, coffee!\n{}... ", desc.join(" ")));
+                progress(&format!(
+                    "Scaling processes... but first, coffee!\n{}... ",
+                    desc.join(" ")
+                ));
             }
-            c.call(Method::POST, &format!("/v2/apps/{app}/scale/"), Some(&Value::Object(counts))).await?;
-            let pods = c.call(Method::GET, &format!("/v2/apps/{app}/pods/"), None).await?;
+            c.call(
+                Method::POST,
+                &format!("/v2/apps/{app}/scale/"),
+                Some(&Value::Object(counts)),
+            )
+            .await?;
+            let pods = c
+                .call(Method::GET, &format!("/v2/apps/{app}/pods/"), None)
+                .await?;
             if ctx.json {
                 return Ok(ctx.print_json(&pods));
             }
             progress_done("done\n");
-            print_pods(&app, pods.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]));
+            print_pods(
+                &app,
+                pods.get("results")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+            );
         }
         Command::Ps(a) => {
             let (_, c) = ctx.session()?;
             let app = app_name(&a)?;
-            let pods = c.call(Method::GET, &format!("/v2/apps/{app}/pods/"), None).await?;
+            let pods = c
+                .call(Method::GET, &format!("/v2/apps/{app}/pods/"), None)
+                .await?;
             if ctx.json {
                 return Ok(ctx.print_json(&pods));
             }
-            print_pods(&app, pods.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]));
+            print_pods(
+                &app,
+                pods.get("results")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+            );
         }
         Command::Logs { app, lines } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
-            let text = c.call_text(Method::GET, &format!("/v2/apps/{app}/logs?log_lines={lines}"), None).await?;
+            let text = c
+                .call_text(
+                    Method::GET,
+                    &format!("/v2/apps/{app}/logs?log_lines={lines}"),
+                    None,
+                )
+                .await?;
             if ctx.json {
                 let v: Vec<&str> = text.lines().collect();
                 return Ok(ctx.print_json(&json!(v)));
@@ -866,43 +1099,89 @@ async fn run(cli: Cli) -> Result<()> {
                 list.iter().map(|u| s(u, "username")).collect()
             } else {
                 let app = app_name(&app)?;
-                let r = c.call(Method::GET, &format!("/v2/apps/{app}/perms/"), None).await?;
-                r.get("users").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+                let r = c
+                    .call(Method::GET, &format!("/v2/apps/{app}/perms/"), None)
+                    .await?;
+                r.get("users")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
             };
             if ctx.json {
                 return Ok(ctx.print_json(&json!(users)));
             }
-            println!("=== {}", if admin { "Administrators".to_string() } else { format!("{} Users", app_name(&app)?) });
+            println!(
+                "=== {}",
+                if admin {
+                    "Administrators".to_string()
+                } else {
+                    format!("{} Users", app_name(&app)?)
+                }
+            );
             for u in users {
                 println!("{u}");
             }
         }
-        Command::PermsCreate { username, app, admin } => {
+        Command::PermsCreate {
+            username,
+            app,
+            admin,
+        } => {
             let (_, c) = ctx.session()?;
             if admin {
-                c.call(Method::POST, "/v2/admin/perms/", Some(&json!({"username": username}))).await?;
+                c.call(
+                    Method::POST,
+                    "/v2/admin/perms/",
+                    Some(&json!({"username": username})),
+                )
+                .await?;
                 println!("Adding {username} to system administrators... done");
             } else {
                 let app = app_name(&app)?;
-                c.call(Method::POST, &format!("/v2/apps/{app}/perms/"), Some(&json!({"username": username}))).await?;
+                c.call(
+                    Method::POST,
+                    &format!("/v2/apps/{app}/perms/"),
+                    Some(&json!({"username": username})),
+                )
+                .await?;
                 println!("Adding {username} to {app} collaborators... done");
             }
         }
-        Command::PermsDelete { username, app, admin } => {
+        Command::PermsDelete {
+            username,
+            app,
+            admin,
+        } => {
             let (_, c) = ctx.session()?;
             if admin {
-                c.call(Method::DELETE, &format!("/v2/admin/perms/{}/", urlencode(&username)), None).await?;
+                c.call(
+                    Method::DELETE,
+                    &format!("/v2/admin/perms/{}/", urlencode(&username)),
+                    None,
+                )
+                .await?;
                 println!("Removing {username} from system administrators... done");
             } else {
                 let app = app_name(&app)?;
-                c.call(Method::DELETE, &format!("/v2/apps/{app}/perms/{}/", urlencode(&username)), None).await?;
+                c.call(
+                    Method::DELETE,
+                    &format!("/v2/apps/{app}/perms/{}/", urlencode(&username)),
+                    None,
+                )
+                .await?;
                 println!("Removing {username} from {app} collaborators... done");
             }
         }
         Command::GitRemote { app, remote, force } => {
             let (p, c) = ctx.session()?;
             let app = app_name(&app)?;
-            c.call(Method::GET, &format!("/v2/apps/{app}/"), None).await?;
+            c.call(Method::GET, &format!("/v2/apps/{app}/"), None)
+                .await?;
             if !in_git_checkout() {
                 bail!("not in a git checkout: cd into your app's repository first");
             }
@@ -918,7 +1197,17 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let rows: Vec<Vec<String>> = users
                 .iter()
-                .map(|u| vec![s(u, "username"), s(u, "email"), if u.get("is_superuser").and_then(Value::as_bool) == Some(true) { "admin".into() } else { String::new() }])
+                .map(|u| {
+                    vec![
+                        s(u, "username"),
+                        s(u, "email"),
+                        if u.get("is_superuser").and_then(Value::as_bool) == Some(true) {
+                            "admin".into()
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
                 .collect();
             print!("{}", table::render(&["USERNAME", "EMAIL", "ROLE"], &rows));
         }
@@ -928,7 +1217,11 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn do_login(ctx: &Ctx, c: &Client, username: &str, password: &str) -> Result<()> {
     let r = c
-        .call(Method::POST, "/v2/auth/login/", Some(&json!({"username": username, "password": password})))
+        .call(
+            Method::POST,
+            "/v2/auth/login/",
+            Some(&json!({"username": username, "password": password})),
+        )
         .await?;
     let token = s(&r, "token");
     if token.is_empty() {
@@ -936,13 +1229,25 @@ async fn do_login(ctx: &Ctx, c: &Client, username: &str, password: &str) -> Resu
     }
     profile::save(
         ctx.profile_name.as_deref(),
-        &Profile { controller: c.base.clone(), username: username.to_string(), token, ssl_verify: true, response_limit: 100 },
+        &Profile {
+            controller: c.base.clone(),
+            username: username.to_string(),
+            token,
+            ssl_verify: true,
+            response_limit: 100,
+        },
     )?;
     Ok(())
 }
 
 async fn latest_version(c: &Client, app: &str) -> Result<i64> {
-    let r = c.call(Method::GET, &format!("/v2/apps/{app}/releases/?limit=1"), None).await?;
+    let r = c
+        .call(
+            Method::GET,
+            &format!("/v2/apps/{app}/releases/?limit=1"),
+            None,
+        )
+        .await?;
     Ok(r.get("results")
         .and_then(Value::as_array)
         .and_then(|a| a.first())
@@ -955,14 +1260,24 @@ fn print_config(ctx: &Ctx, app: &str, cfg: &Value, oneline: bool) {
     if ctx.json {
         return ctx.print_json(cfg);
     }
-    let values = cfg.get("values").and_then(Value::as_object).cloned().unwrap_or_default();
+    let values = cfg
+        .get("values")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if oneline {
-        let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+        let parts: Vec<String> = values
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
         println!("{}", parts.join(" "));
         return;
     }
     println!("=== {app} Config");
-    let rows: Vec<Vec<String>> = values.iter().map(|(k, v)| vec![k.clone(), v.as_str().unwrap_or_default().to_string()]).collect();
+    let rows: Vec<Vec<String>> = values
+        .iter()
+        .map(|(k, v)| vec![k.clone(), v.as_str().unwrap_or_default().to_string()])
+        .collect();
     if rows.is_empty() {
         println!("(no config set: deis config:set KEY=value -a {app})");
     } else {
@@ -997,13 +1312,18 @@ fn default_key() -> Result<std::path::PathBuf> {
             return Ok(p);
         }
     }
-    bail!("no public key in {} (looked for id_ed25519.pub, id_ecdsa.pub, id_rsa.pub); create one with ssh-keygen -t ed25519, or pass a path", dir.display())
+    bail!(
+        "no public key in {} (looked for id_ed25519.pub, id_ecdsa.pub, id_rsa.pub); create one with ssh-keygen -t ed25519, or pass a path",
+        dir.display()
+    )
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'@' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'@' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -1015,9 +1335,18 @@ mod tests {
 
     #[test]
     fn app_from_remote_urls() {
-        assert_eq!(app_from_remote("ssh://git@127.0.0.1:2222/hello.git").as_deref(), Some("hello"));
-        assert_eq!(app_from_remote("git@host:hello.git").as_deref(), Some("hello"));
-        assert_eq!(app_from_remote("http://h:8002/x/hello").as_deref(), Some("hello"));
+        assert_eq!(
+            app_from_remote("ssh://git@127.0.0.1:2222/hello.git").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            app_from_remote("git@host:hello.git").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            app_from_remote("http://h:8002/x/hello").as_deref(),
+            Some("hello")
+        );
         assert_eq!(app_from_remote("").as_deref(), None);
     }
 

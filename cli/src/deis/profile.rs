@@ -39,8 +39,11 @@ pub fn path(name: Option<&str>) -> Result<PathBuf> {
     if name.ends_with(".json") && name.contains('/') {
         return Ok(PathBuf::from(name));
     }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set; cannot find ~/.deis"))?;
-    Ok(PathBuf::from(home).join(".deis").join(format!("{name}.json")))
+    let home =
+        std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set; cannot find ~/.deis"))?;
+    Ok(PathBuf::from(home)
+        .join(".deis")
+        .join(format!("{name}.json")))
 }
 
 /// Loads the profile, or says how to log in.
@@ -49,7 +52,8 @@ pub fn load(name: Option<&str>) -> Result<Profile> {
     let text = std::fs::read_to_string(&p).map_err(|_| {
         anyhow!("not logged in (no {}).\nRun: deis register CONTROLLER_URL or deis login CONTROLLER_URL", p.display())
     })?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid profile; log in again", p.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid profile; log in again", p.display()))
 }
 
 /// Saves the profile (readable by the user only).

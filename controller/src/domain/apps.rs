@@ -21,12 +21,7 @@ pub(crate) enum Access {
 }
 
 /// Loads an app and checks that `user` may act on it.
-pub(crate) fn app_for(
-    c: &mut dyn Conn,
-    user: &User,
-    name: &str,
-    access: Access,
-) -> Result<AppRow> {
+pub(crate) fn app_for(c: &mut dyn Conn, user: &User, name: &str, access: Access) -> Result<AppRow> {
     let sql = format!("{APP_ACCESS_SELECT} WHERE a.name = $1");
     let row = c
         .query_opt(&sql, &[name.into(), user.id.into()])?
@@ -34,9 +29,7 @@ pub(crate) fn app_for(
     let found = rows::app(&row);
     let collaborator = row.bool(7);
     let owner = found.owner_id == user.id;
-    let allowed = user.is_superuser
-        || owner
-        || (access == Access::Use && collaborator);
+    let allowed = user.is_superuser || owner || (access == Access::Use && collaborator);
     if !allowed {
         return Err(Error::Forbidden(match access {
             Access::Use => format!(
@@ -240,14 +233,20 @@ impl Controller {
                 let a = app_for(c, &caller, &app, Access::Own)?;
                 let user = rows::user_by_name(c, &username)?;
                 if user.id == a.owner_id {
-                    return Err(Error::invalid("username", &username, "this user owns the app already"));
+                    return Err(Error::invalid(
+                        "username",
+                        &username,
+                        "this user owns the app already",
+                    ));
                 }
                 let r = c.execute(
                     "INSERT INTO perms (app_uuid, user_id) VALUES ($1, $2)",
                     &[a.app.uuid.into(), user.id.into()],
                 );
                 if let Err(StoreError::Unique(_)) = r {
-                    return Err(Error::Conflict(format!("{username} is already a collaborator on {app}")));
+                    return Err(Error::Conflict(format!(
+                        "{username} is already a collaborator on {app}"
+                    )));
                 }
                 r?;
                 Ok(())
@@ -260,7 +259,11 @@ impl Controller {
         let (caller, app, username) = (caller.clone(), app.to_string(), username.to_string());
         self.store
             .write(move |c| {
-                let need = if caller.username == username { Access::Use } else { Access::Own };
+                let need = if caller.username == username {
+                    Access::Use
+                } else {
+                    Access::Own
+                };
                 let a = app_for(c, &caller, &app, need)?;
                 let user = rows::user_by_name(c, &username)?;
                 let n = c.execute(
@@ -268,7 +271,9 @@ impl Controller {
                     &[a.app.uuid.into(), user.id.into()],
                 )?;
                 if n == 0 {
-                    return Err(Error::NotFound(format!("{username} is not a collaborator on {app}")));
+                    return Err(Error::NotFound(format!(
+                        "{username} is not a collaborator on {app}"
+                    )));
                 }
                 Ok(())
             })
@@ -308,9 +313,12 @@ impl Controller {
                     )));
                 }
                 if !admin {
-                    let admins = rows::count(c, "SELECT COUNT(*) FROM users WHERE is_superuser = 1", &[])?;
+                    let admins =
+                        rows::count(c, "SELECT COUNT(*) FROM users WHERE is_superuser = 1", &[])?;
                     if admins <= 1 {
-                        return Err(Error::Conflict(format!("{username} is the last administrator")));
+                        return Err(Error::Conflict(format!(
+                            "{username} is the last administrator"
+                        )));
                     }
                 }
                 c.execute(
@@ -359,7 +367,11 @@ pub(crate) fn structure_for_build(
             let n = old
                 .get(&t)
                 .copied()
-                .unwrap_or(if nothing_ran && (t == "web" || t == "cmd") { 1 } else { 0 });
+                .unwrap_or(if nothing_ran && (t == "web" || t == "cmd") {
+                    1
+                } else {
+                    0
+                });
             (t, n)
         })
         .collect()
@@ -371,10 +383,24 @@ mod tests {
 
     #[test]
     fn structure_defaults() {
-        let p = |ts: &[&str]| ts.iter().map(|t| (t.to_string(), format!("run {t}"))).collect();
-        let s = |kv: &[(&str, i64)]| kv.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
-        assert_eq!(structure_for_build(&s(&[]), &p(&["web", "worker"])), s(&[("web", 1), ("worker", 0)]));
-        assert_eq!(structure_for_build(&s(&[]), &BTreeMap::new()), s(&[("cmd", 1)]));
+        let p = |ts: &[&str]| {
+            ts.iter()
+                .map(|t| (t.to_string(), format!("run {t}")))
+                .collect()
+        };
+        let s = |kv: &[(&str, i64)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            structure_for_build(&s(&[]), &p(&["web", "worker"])),
+            s(&[("web", 1), ("worker", 0)])
+        );
+        assert_eq!(
+            structure_for_build(&s(&[]), &BTreeMap::new()),
+            s(&[("cmd", 1)])
+        );
         assert_eq!(
             structure_for_build(&s(&[("web", 3), ("old", 2)]), &p(&["web", "worker"])),
             s(&[("web", 3), ("worker", 0)])

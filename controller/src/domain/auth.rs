@@ -120,13 +120,12 @@ impl Controller {
         validate::username(&req.username)?;
         validate::password("password", &req.password)?;
         validate::email(&req.email)?;
-        for (field, v) in [("first_name", &req.first_name), ("last_name", &req.last_name)] {
+        for (field, v) in [
+            ("first_name", &req.first_name),
+            ("last_name", &req.last_name),
+        ] {
             if v.chars().count() > 150 || v.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    field,
-                    v,
-                    "at most 150 printable characters",
-                ));
+                return Err(Error::invalid(field, v, "at most 150 printable characters"));
             }
         }
         let mode = self.settings.registration;
@@ -187,7 +186,11 @@ impl Controller {
     /// Checks a password and answers with a new API token.
     pub async fn login(&self, username: &str, password: &str) -> Result<String> {
         if username.is_empty() {
-            return Err(Error::invalid("username", "", "This field may not be blank."));
+            return Err(Error::invalid(
+                "username",
+                "",
+                "This field may not be blank.",
+            ));
         }
         validate::password("password", password)?;
         let name = username.to_string();
@@ -363,7 +366,10 @@ impl Controller {
                     "SELECT {USER_COLS} FROM users u ORDER BY u.username LIMIT $1 OFFSET $2"
                 );
                 let results = c
-                    .query(&sql, &[i64::from(page.limit).into(), i64::from(page.offset).into()])?
+                    .query(
+                        &sql,
+                        &[i64::from(page.limit).into(), i64::from(page.offset).into()],
+                    )?
                     .iter()
                     .map(rows::user)
                     .collect();

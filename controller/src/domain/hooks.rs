@@ -66,7 +66,12 @@ impl Controller {
     }
 
     /// Records a build on behalf of `username` and releases it.
-    pub async fn hook_build(&self, username: &str, app: &str, build: NewBuild) -> Result<(Build, Release)> {
+    pub async fn hook_build(
+        &self,
+        username: &str,
+        app: &str,
+        build: NewBuild,
+    ) -> Result<(Build, Release)> {
         let user = self.user_named(username).await?;
         self.create_build(&user, app, build).await
     }
@@ -100,8 +105,6 @@ impl Controller {
 
     async fn user_named(&self, username: &str) -> Result<crate::model::User> {
         let name = username.to_string();
-        self.store
-            .read(move |c| rows::user_by_name(c, &name))
-            .await
+        self.store.read(move |c| rows::user_by_name(c, &name)).await
     }
 }

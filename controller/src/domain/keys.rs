@@ -18,11 +18,16 @@ impl Controller {
                     "SELECT COUNT(*) FROM keys WHERE user_id = $1",
                     &[uid.into()],
                 )?;
-                let sql = format!("{KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.name LIMIT $2 OFFSET $3");
+                let sql =
+                    format!("{KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.name LIMIT $2 OFFSET $3");
                 let results = c
                     .query(
                         &sql,
-                        &[uid.into(), i64::from(page.limit).into(), i64::from(page.offset).into()],
+                        &[
+                            uid.into(),
+                            i64::from(page.limit).into(),
+                            i64::from(page.offset).into(),
+                        ],
                     )?
                     .iter()
                     .map(rows::key)
@@ -106,7 +111,9 @@ impl Controller {
                 let sql = format!("{KEY_SELECT} WHERE k.user_id = $1 AND k.name = $2");
                 c.query_opt(&sql, &[uid.into(), id.as_str().into()])?
                     .map(|r| rows::key(&r))
-                    .ok_or_else(|| Error::NotFound(format!("key {id:?} not found (see deis keys:list)")))
+                    .ok_or_else(|| {
+                        Error::NotFound(format!("key {id:?} not found (see deis keys:list)"))
+                    })
             })
             .await
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::Controller;
 use super::apps::{Access, app_for, structure_for_build};
-use super::rows::{self, BUILD_SELECT, CONFIG_SELECT, RELEASE_SELECT, AppRow};
+use super::rows::{self, AppRow, BUILD_SELECT, CONFIG_SELECT, RELEASE_SELECT};
 use crate::error::{Error, Result};
 use crate::model::{Build, Config, ConfigBody, Page, PageRequest, Process, Release, User, now};
 use crate::runtime::Desired;
@@ -112,7 +112,9 @@ struct Current {
 }
 
 fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
-    let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.failed = 0 ORDER BY r.version DESC LIMIT 1");
+    let sql = format!(
+        "{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.failed = 0 ORDER BY r.version DESC LIMIT 1"
+    );
     let release = c
         .query_opt(&sql, &[app.app.uuid.as_str().into()])?
         .map(|r| rows::release(&r))
@@ -122,7 +124,11 @@ fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
         Some(b) => Some(build_by_uuid(c, b)?),
         None => None,
     };
-    Ok(Current { release, config, build })
+    Ok(Current {
+        release,
+        config,
+        build,
+    })
 }
 
 fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
@@ -179,12 +185,18 @@ fn patch_section(
 
 fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
     let mut new = old.clone();
-    patch_section("values", &mut new.values, patch.values, validate::config_key)?;
+    patch_section(
+        "values",
+        &mut new.values,
+        patch.values,
+        validate::config_key,
+    )?;
     let proc_key = |k: &str| validate::process_type(k);
     patch_section("memory", &mut new.memory, patch.memory, proc_key)?;
     patch_section("cpu", &mut new.cpu, patch.cpu, proc_key)?;
     patch_section("tags", &mut new.tags, patch.tags, |k| {
-        validate::config_key(k).map_err(|_| Error::invalid("tags", k, "tag keys are letters, digits and _"))
+        validate::config_key(k)
+            .map_err(|_| Error::invalid("tags", k, "tag keys are letters, digits and _"))
     })?;
     patch_section("registry", &mut new.registry, patch.registry, |k| match k {
         "username" | "password" | "hostname" => Ok(()),
@@ -201,11 +213,17 @@ fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
                 new.healthcheck.insert(k, v);
             }
             Some(_) => {
-                return Err(Error::invalid("healthcheck", &k, "a health check is a JSON object"));
+                return Err(Error::invalid(
+                    "healthcheck",
+                    &k,
+                    "a health check is a JSON object",
+                ));
             }
             None => {
                 if new.healthcheck.remove(&k).is_none() {
-                    return Err(Error::Unprocessable(format!("{k} does not exist under healthcheck")));
+                    return Err(Error::Unprocessable(format!(
+                        "{k} does not exist under healthcheck"
+                    )));
                 }
             }
         }
@@ -215,7 +233,10 @@ fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
         return Err(Error::invalid(
             "values",
             &format!("{total} bytes"),
-            format!("the whole config is at most {} bytes", validate::MAX_CONFIG_TOTAL),
+            format!(
+                "the whole config is at most {} bytes",
+                validate::MAX_CONFIG_TOTAL
+            ),
         ));
     }
     Ok(new)
@@ -224,23 +245,40 @@ fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
 /// Deis's release summary: what changed against the serving release, and who did it.
 fn summarize(actor: &str, prev: &Current, build: Option<&Build>, body: &ConfigBody) -> String {
     let mut parts = Vec::new();
-    if let Some(b) = build {
-        if prev.build.as_ref().map(|p| &p.uuid) != Some(&b.uuid) {
-            let what = if b.sha.is_empty() { b.image.clone() } else { b.sha.chars().take(7).collect() };
-            parts.push(format!("{} deployed {what}", b.owner));
-        }
+    if let Some(b) = build
+        && prev.build.as_ref().map(|p| &p.uuid) != Some(&b.uuid)
+    {
+        let what = if b.sha.is_empty() {
+            b.image.clone()
+        } else {
+            b.sha.chars().take(7).collect()
+        };
+        parts.push(format!("{} deployed {what}", b.owner));
     }
     let old = body_of(&prev.config);
     let mut diff = Vec::new();
-    let names = |it: Vec<&String>| it.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ");
-    let added: Vec<&String> = body.values.keys().filter(|k| !old.values.contains_key(*k)).collect();
+    let names = |it: Vec<&String>| {
+        it.into_iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let added: Vec<&String> = body
+        .values
+        .keys()
+        .filter(|k| !old.values.contains_key(*k))
+        .collect();
     let changed: Vec<&String> = body
         .values
         .iter()
         .filter(|(k, v)| old.values.get(*k).is_some_and(|o| o != *v))
         .map(|(k, _)| k)
         .collect();
-    let deleted: Vec<&String> = old.values.keys().filter(|k| !body.values.contains_key(*k)).collect();
+    let deleted: Vec<&String> = old
+        .values
+        .keys()
+        .filter(|k| !body.values.contains_key(*k))
+        .collect();
     if !added.is_empty() {
         diff.push(format!("added {}", names(added)));
     }
@@ -295,7 +333,10 @@ fn insert_release(
     summary: String,
 ) -> Result<Release> {
     let version = c
-        .query("SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app_uuid = $1", &[app.app.uuid.as_str().into()])?
+        .query(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app_uuid = $1",
+            &[app.app.uuid.as_str().into()],
+        )?
         .first()
         .map_or(1, |r| r.int(0));
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -329,7 +370,13 @@ fn set_structure(c: &mut dyn Conn, app: &AppRow, structure: &BTreeMap<String, i6
     Ok(())
 }
 
-fn desired(app: &str, structure: &BTreeMap<String, i64>, release: &Release, build: Option<&Build>, config: &ConfigBody) -> Desired {
+fn desired(
+    app: &str,
+    structure: &BTreeMap<String, i64>,
+    release: &Release,
+    build: Option<&Build>,
+    config: &ConfigBody,
+) -> Desired {
     Desired {
         app: app.to_string(),
         version: release.version,
@@ -389,9 +436,18 @@ impl Controller {
     }
 
     /// Changes config and releases it. A patch that changes nothing is refused.
-    pub async fn set_config(&self, caller: &User, app: &str, patch: ConfigPatch) -> Result<ConfigChange> {
+    pub async fn set_config(
+        &self,
+        caller: &User,
+        app: &str,
+        patch: ConfigPatch,
+    ) -> Result<ConfigChange> {
         if patch.is_empty() {
-            return Err(Error::invalid("values", "{}", "nothing to change: give at least one KEY=value"));
+            return Err(Error::invalid(
+                "values",
+                "{}",
+                "nothing to change: give at least one KEY=value",
+            ));
         }
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
@@ -404,11 +460,21 @@ impl Controller {
                 let old = body_of(&cur.config);
                 let body = apply_patch(&old, patch)?;
                 if body == old {
-                    return Err(Error::Conflict(format!("{} changed nothing - release stopped", caller.username)));
+                    return Err(Error::Conflict(format!(
+                        "{} changed nothing - release stopped",
+                        caller.username
+                    )));
                 }
                 let config = insert_config(c, &a, &caller.username, &body)?;
                 let summary = summarize(&caller.username, &cur, None, &body);
-                let release = insert_release(c, &a, &caller.username, cur.release.build.as_deref(), &config.uuid, summary)?;
+                let release = insert_release(
+                    c,
+                    &a,
+                    &caller.username,
+                    cur.release.build.as_deref(),
+                    &config.uuid,
+                    summary,
+                )?;
                 let want = desired(&name, &a.app.structure, &release, cur.build.as_ref(), &body);
                 Ok((config, release, want, a.app.uuid))
             })
@@ -418,11 +484,20 @@ impl Controller {
     }
 
     /// Records a build and releases it.
-    pub async fn create_build(&self, caller: &User, app: &str, build: NewBuild) -> Result<(Build, Release)> {
+    pub async fn create_build(
+        &self,
+        caller: &User,
+        app: &str,
+        build: NewBuild,
+    ) -> Result<(Build, Release)> {
         validate::image_reference(&build.image)?;
         validate::procfile(&build.procfile)?;
         if build.sha.len() > 64 || !build.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::invalid("sha", &build.sha, "a git commit is up to 64 hex digits"));
+            return Err(Error::invalid(
+                "sha",
+                &build.sha,
+                "a git commit is up to 64 hex digits",
+            ));
         }
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
@@ -460,20 +535,39 @@ impl Controller {
                 Ok::<_, Error>((b, release, want, a.app.uuid.clone(), a.app.structure))
             })
             .await?;
-        self.roll_out(app_uuid, Some(&release), want, Some(old_structure)).await?;
+        self.roll_out(app_uuid, Some(&release), want, Some(old_structure))
+            .await?;
         Ok((b, release))
     }
 
     /// The app's builds, newest first.
-    pub async fn list_builds(&self, caller: &User, app: &str, page: PageRequest) -> Result<Page<Build>> {
+    pub async fn list_builds(
+        &self,
+        caller: &User,
+        app: &str,
+        page: PageRequest,
+    ) -> Result<Page<Build>> {
         let (caller, app) = (caller.clone(), app.to_string());
         self.store
             .read(move |c| {
                 let a = app_for(c, &caller, &app, Access::Use)?;
-                let count = rows::count(c, "SELECT COUNT(*) FROM builds WHERE app_uuid = $1", &[a.app.uuid.as_str().into()])?;
-                let sql = format!("{BUILD_SELECT} WHERE b.app_uuid = $1 ORDER BY b.seq DESC LIMIT $2 OFFSET $3");
+                let count = rows::count(
+                    c,
+                    "SELECT COUNT(*) FROM builds WHERE app_uuid = $1",
+                    &[a.app.uuid.as_str().into()],
+                )?;
+                let sql = format!(
+                    "{BUILD_SELECT} WHERE b.app_uuid = $1 ORDER BY b.seq DESC LIMIT $2 OFFSET $3"
+                );
                 let results = c
-                    .query(&sql, &[a.app.uuid.into(), i64::from(page.limit).into(), i64::from(page.offset).into()])?
+                    .query(
+                        &sql,
+                        &[
+                            a.app.uuid.into(),
+                            i64::from(page.limit).into(),
+                            i64::from(page.offset).into(),
+                        ],
+                    )?
                     .iter()
                     .map(rows::build)
                     .collect();
@@ -497,7 +591,12 @@ impl Controller {
     }
 
     /// The releases ledger, newest first.
-    pub async fn list_releases(&self, caller: &User, app: &str, page: PageRequest) -> Result<Page<Release>> {
+    pub async fn list_releases(
+        &self,
+        caller: &User,
+        app: &str,
+        page: PageRequest,
+    ) -> Result<Page<Release>> {
         let (caller, app) = (caller.clone(), app.to_string());
         self.store
             .read(move |c| {
@@ -523,14 +622,23 @@ impl Controller {
                 let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.version = $2");
                 c.query_opt(&sql, &[a.app.uuid.into(), version.into()])?
                     .map(|r| rows::release(&r))
-                    .ok_or_else(|| Error::NotFound(format!("release v{version} not found in {app} (see deis releases -a {app})")))
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "release v{version} not found in {app} (see deis releases -a {app})"
+                        ))
+                    })
             })
             .await
     }
 
     /// Makes a new release from an earlier one's build and config; by default the one
     /// before the serving release.
-    pub async fn rollback(&self, caller: &User, app: &str, version: Option<i64>) -> Result<Release> {
+    pub async fn rollback(
+        &self,
+        caller: &User,
+        app: &str,
+        version: Option<i64>,
+    ) -> Result<Release> {
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
         let (caller, name) = (caller.clone(), app.to_string());
@@ -582,19 +690,33 @@ impl Controller {
                 Ok((release, want, a.app.uuid.clone(), a.app.structure))
             })
             .await?;
-        self.roll_out(app_uuid, Some(&release), want, Some(old_structure)).await?;
+        self.roll_out(app_uuid, Some(&release), want, Some(old_structure))
+            .await?;
         Ok(release)
     }
 
     /// Sets process counts; makes no release.
-    pub async fn scale(&self, caller: &User, app: &str, counts: BTreeMap<String, i64>) -> Result<BTreeMap<String, i64>> {
+    pub async fn scale(
+        &self,
+        caller: &User,
+        app: &str,
+        counts: BTreeMap<String, i64>,
+    ) -> Result<BTreeMap<String, i64>> {
         if counts.is_empty() {
-            return Err(Error::invalid("structure", "{}", "give at least one TYPE=N, e.g. web=3"));
+            return Err(Error::invalid(
+                "structure",
+                "{}",
+                "give at least one TYPE=N, e.g. web=3",
+            ));
         }
         for (t, n) in &counts {
             validate::process_type(t)?;
             if !(0..=1000).contains(n) {
-                return Err(Error::invalid("structure", &format!("{t}={n}"), "counts are 0 to 1000"));
+                return Err(Error::invalid(
+                    "structure",
+                    &format!("{t}={n}"),
+                    "counts are 0 to 1000",
+                ));
             }
         }
         let lock = self.deploy_lock(app);
@@ -632,7 +754,12 @@ impl Controller {
     }
 
     /// The app's processes as the runtime reports them, optionally of one type.
-    pub async fn processes(&self, caller: &User, app: &str, kind: Option<&str>) -> Result<Vec<Process>> {
+    pub async fn processes(
+        &self,
+        caller: &User,
+        app: &str,
+        kind: Option<&str>,
+    ) -> Result<Vec<Process>> {
         let (c1, name) = (caller.clone(), app.to_string());
         self.store
             .read(move |c| app_for(c, &c1, &name, Access::Use).map(|_| ()))
@@ -657,12 +784,23 @@ mod tests {
     fn cur(values: &[(&str, &str)]) -> Current {
         Current {
             release: Release {
-                uuid: "r".into(), app: "a".into(), version: 1, owner: "alice".into(), build: None,
-                config: "c".into(), summary: String::new(), failed: false, exception: String::new(),
-                created: String::new(), updated: String::new(),
+                uuid: "r".into(),
+                app: "a".into(),
+                version: 1,
+                owner: "alice".into(),
+                build: None,
+                config: "c".into(),
+                summary: String::new(),
+                failed: false,
+                exception: String::new(),
+                created: String::new(),
+                updated: String::new(),
             },
             config: Config {
-                values: values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                values: values
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 ..Default::default()
             },
             build: None,
@@ -674,10 +812,16 @@ mod tests {
         let prev = cur(&[("A", "1"), ("B", "2")]);
         let mut body = body_of(&prev.config);
         body.values.insert("GREETING".into(), "hi".into());
-        assert_eq!(summarize("alice", &prev, None, &body), "alice added GREETING");
+        assert_eq!(
+            summarize("alice", &prev, None, &body),
+            "alice added GREETING"
+        );
         body.values.insert("A".into(), "9".into());
         body.values.remove("B");
-        assert_eq!(summarize("alice", &prev, None, &body), "alice added GREETING, changed A, deleted B");
+        assert_eq!(
+            summarize("alice", &prev, None, &body),
+            "alice added GREETING, changed A, deleted B"
+        );
     }
 
     #[test]
@@ -689,8 +833,13 @@ mod tests {
 
     #[test]
     fn numbers_and_bools_become_strings() {
-        let patch: ConfigPatch = serde_json::from_str(r#"{"values": {"N": 3, "B": true, "S": "x", "U": null}}"#).unwrap();
-        let base = ConfigBody { values: [("U".to_string(), "1".to_string())].into(), ..Default::default() };
+        let patch: ConfigPatch =
+            serde_json::from_str(r#"{"values": {"N": 3, "B": true, "S": "x", "U": null}}"#)
+                .unwrap();
+        let base = ConfigBody {
+            values: [("U".to_string(), "1".to_string())].into(),
+            ..Default::default()
+        };
         let body = apply_patch(&base, patch).unwrap();
         assert_eq!(body.values.get("N").map(String::as_str), Some("3"));
         assert_eq!(body.values.get("B").map(String::as_str), Some("true"));

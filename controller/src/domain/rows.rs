@@ -78,8 +78,7 @@ pub(crate) fn key(r: &Row) -> Key {
     }
 }
 
-pub(crate) const CONFIG_SELECT: &str =
-    "SELECT c.uuid, a.name, c.owner, c.body, c.created, c.updated FROM configs c JOIN apps a ON a.uuid = c.app_uuid";
+pub(crate) const CONFIG_SELECT: &str = "SELECT c.uuid, a.name, c.owner, c.body, c.created, c.updated FROM configs c JOIN apps a ON a.uuid = c.app_uuid";
 
 pub(crate) fn config(r: &Row) -> Config {
     let body: ConfigBody = serde_json::from_str(&r.text(3)).unwrap_or_default();

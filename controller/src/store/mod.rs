@@ -166,7 +166,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -192,18 +194,10 @@ impl Store {
                 )
             } else if url == "sqlite::memory:" || url == ":memory:" {
                 // One connection: every connection to ":memory:" is its own database.
-                (
-                    Backend::Sqlite,
-                    Box::new(|| sqlite::connect(":memory:")),
-                    1,
-                )
+                (Backend::Sqlite, Box::new(|| sqlite::connect(":memory:")), 1)
             } else {
                 let path = url.strip_prefix("sqlite://").unwrap_or(url).to_string();
-                (
-                    Backend::Sqlite,
-                    Box::new(move || sqlite::connect(&path)),
-                    4,
-                )
+                (Backend::Sqlite, Box::new(move || sqlite::connect(&path)), 4)
             };
         let first = factory()?;
         let store = Store {

@@ -37,12 +37,11 @@ fn rewrite(sql: &str) -> String {
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-        {
-            return StoreError::Unique(msg.clone().unwrap_or_else(|| e.to_string()));
-        }
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e
+        && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    {
+        return StoreError::Unique(msg.clone().unwrap_or_else(|| e.to_string()));
     }
     StoreError::Db(e.to_string())
 }
