@@ -23,6 +23,42 @@ pub fn base_routes() -> BaseRoutes {
     BaseRoutes { health, routes }
 }
 
+static GRPC_REQUESTS: std::sync::LazyLock<prometheus::IntCounter> =
+    std::sync::LazyLock::new(|| {
+        let c = prometheus::IntCounter::new(
+            "workflow_grpc_requests_total",
+            "gRPC requests received by this process",
+        )
+        .expect("valid metric");
+        crate::metrics::register(&c);
+        c
+    });
+
+/// Counts every request into [`GRPC_REQUESTS`].
+#[derive(Debug, Clone)]
+pub struct Counted<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for Counted<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        GRPC_REQUESTS.inc();
+        self.0.call(req)
+    }
+}
+
 /// Serves `routes` on an already bound listener until `shutdown` completes.
 pub async fn serve(
     routes: Routes,
@@ -31,6 +67,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(Counted))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -867,9 +867,12 @@ async fn not_found() -> ApiError {
 
 /// Adds the Deis version headers to every response, and records metrics and a span.
 async fn deis_headers(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let method = req.method().clone();
+    let span = tracing::debug_span!("http", method = %method, path = %req.uri().path());
     let start = Instant::now();
-    let mut res = next.run(req).await;
+    let mut res = next.run(req).instrument(span.clone()).await;
+    tracing::debug!(parent: &span, status = res.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
     let h = res.headers_mut();
     h.insert("deis_api_version", HeaderValue::from_static(API_VERSION));
     h.insert(
