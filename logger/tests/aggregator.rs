@@ -1,0 +1,261 @@
+//! The aggregator over real gRPC: ship with acks and dedup, tail, follow continuing exactly where
+//! the tail ended, indexed search with filters and paging, restart recovery, bad input.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use workflow_logger::client::{LogClient, Search};
+use workflow_logger::{AggregatorConfig, run_aggregator};
+use workflow_proto::logger::v1::logger_client::LoggerClient;
+use workflow_proto::logger::v1::{ShipAck, ShipBatch, ShippedLine};
+
+struct Running {
+    endpoint: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<workflow_logger::Result<()>>,
+}
+
+async fn start(dir: &std::path::Path) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = AggregatorConfig::new(dir);
+    config.commit_interval = Duration::from_millis(50);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_aggregator(config, listener, shutdown.clone()));
+    Running {
+        endpoint,
+        shutdown,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn batch(id: u64, source: &str, ty: &str, lines: &[(u64, &str)]) -> ShipBatch {
+    ShipBatch {
+        batch_id: id,
+        source: source.into(),
+        app: "hello".into(),
+        process_type: ty.into(),
+        pod: format!("hello-{ty}-1"),
+        container: ty.into(),
+        node: "n1".into(),
+        lines: lines
+            .iter()
+            .map(|(n, m)| ShippedLine {
+                offset: n * 100,
+                end_offset: n * 100 + 100,
+                time_unix_nanos: 1_000_000_000 * (*n as i64 + 1),
+                stream: 1,
+                partial: false,
+                message: m.as_bytes().to_vec(),
+            })
+            .collect(),
+    }
+}
+
+async fn ship(endpoint: &str, batches: Vec<ShipBatch>) -> Result<Vec<ShipAck>, tonic::Status> {
+    let mut client = LoggerClient::connect(endpoint.to_string()).await.unwrap();
+    let n = batches.len();
+    let mut acks = client
+        .ship(futures::stream::iter(batches))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while out.len() < n {
+        match acks.message().await? {
+            Some(a) => out.push(a),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn texts(r: &[workflow_proto::logger::v1::LogRecord]) -> Vec<String> {
+    r.iter()
+        .map(|r| String::from_utf8_lossy(&r.message).into_owned())
+        .collect()
+}
+
+async fn search_until(client: &mut LogClient, q: &Search, want: usize) -> Vec<String> {
+    // The index commits on an interval: poll (bounded) instead of sleeping a fixed time.
+    for _ in 0..1000 {
+        let (r, _) = client.search("hello", q).await.unwrap();
+        if r.len() >= want {
+            return texts(&r);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("search {q:?} never found {want} hits");
+}
+
+#[tokio::test]
+async fn ship_tail_follow_search_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = start(dir.path()).await;
+    let acks = ship(
+        &agg.endpoint,
+        vec![
+            batch(
+                1,
+                "a",
+                "web",
+                &[(0, "GET / 200"), (1, "db timeout after 5s")],
+            ),
+            batch(
+                2,
+                "a",
+                "web",
+                &[(1, "db timeout after 5s"), (2, "GET /x 404")],
+            ),
+            batch(
+                3,
+                "b",
+                "worker",
+                &[(0, "job done"), (1, "db timeout in job")],
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let counts: Vec<(u32, u32)> = acks.iter().map(|a| (a.stored, a.duplicates)).collect();
+    assert_eq!(counts, [(2, 0), (1, 1), (2, 0)]);
+
+    let mut client = LogClient::connect(&agg.endpoint).await.unwrap();
+    let (tail, next) = client.tail("hello", 3).await.unwrap();
+    assert_eq!(
+        texts(&tail),
+        ["GET /x 404", "job done", "db timeout in job"]
+    );
+    assert_eq!(next, 5);
+
+    // Follow from where the tail ended: exactly the lines stored after it.
+    let mut follow = client.follow("hello", next).await.unwrap();
+    ship(
+        &agg.endpoint,
+        vec![batch(
+            4,
+            "a",
+            "web",
+            &[(2, "GET /x 404"), (3, "after tail")],
+        )],
+    )
+    .await
+    .unwrap();
+    let got = follow.next().await.unwrap().unwrap();
+    assert_eq!(
+        (got.cursor, got.message.as_slice()),
+        (5, &b"after tail"[..])
+    );
+
+    // Follow from the start replays everything in order, then continues live.
+    let mut all = client.follow("hello", 0).await.unwrap();
+    for want in 0..6 {
+        assert_eq!(all.next().await.unwrap().unwrap().cursor, want);
+    }
+
+    let q = Search {
+        query: "timeout AND db".into(),
+        ..Search::default()
+    };
+    assert_eq!(
+        search_until(&mut client, &q, 2).await,
+        ["db timeout in job", "db timeout after 5s"],
+        "newest first"
+    );
+    let typed = Search {
+        process_type: Some("worker".into()),
+        ..q.clone()
+    };
+    assert_eq!(
+        search_until(&mut client, &typed, 1).await,
+        ["db timeout in job"]
+    );
+    let since = Search {
+        query: String::new(),
+        since: Some(3_000_000_000),
+        ..Search::default()
+    };
+    // Lines at n >= 2 of source a: "GET /x 404" (t=3s) and "after tail" (t=4s).
+    let hits = search_until(&mut client, &since, 2).await;
+    assert_eq!(hits, ["after tail", "GET /x 404"]);
+    let page1 = Search {
+        limit: 4,
+        ..Search::default()
+    };
+    let (first, token) = client.search("hello", &page1).await.unwrap();
+    assert_eq!(first.len(), 4);
+    let page2 = Search {
+        page: token,
+        ..page1.clone()
+    };
+    let (second, token) = client.search("hello", &page2).await.unwrap();
+    assert_eq!(second.len(), 2);
+    assert!(token.is_none());
+    assert_eq!(second.last().map(|r| r.cursor), Some(0));
+
+    // Bad input gets a clear error, never a crash.
+    let err = client.tail("Not_An_App", 1).await.unwrap_err().to_string();
+    assert!(err.contains("Not_An_App"), "{err}");
+    let bad = Search {
+        query: "AND (".into(),
+        ..Search::default()
+    };
+    assert!(client.search("hello", &bad).await.is_err());
+    assert!(client.tail("nobody", 10).await.unwrap().0.is_empty());
+    let mut evil = batch(9, "a", "web", &[(9, "x")]);
+    evil.app = "../../etc".into();
+    let status = ship(&agg.endpoint, vec![evil]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    drop(follow);
+    drop(all);
+    agg.stop().await;
+
+    // After a restart: same content, dedup positions and index survive.
+    let agg = start(dir.path()).await;
+    let acks = ship(
+        &agg.endpoint,
+        vec![batch(1, "a", "web", &[(3, "after tail"), (4, "new")])],
+    )
+    .await
+    .unwrap();
+    assert_eq!((acks[0].stored, acks[0].duplicates), (1, 1));
+    let mut client = LogClient::connect(&agg.endpoint).await.unwrap();
+    let (tail, next) = client.tail("hello", 100).await.unwrap();
+    assert_eq!(tail.len(), 7);
+    assert_eq!(next, 7);
+    assert_eq!(search_until(&mut client, &q, 2).await.len(), 2);
+    let new = Search {
+        query: "new".into(),
+        ..Search::default()
+    };
+    assert_eq!(search_until(&mut client, &new, 1).await, ["new"]);
+    agg.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_lines_are_stored_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = start(dir.path()).await;
+    let big = vec![b'x'; 1 << 20];
+    let mut b = batch(1, "h", "web", &[(0, "")]);
+    b.lines[0].message = [&b"\xff\xfe\x00 bad utf8 "[..], &big].concat();
+    let acks = ship(&agg.endpoint, vec![b]).await.unwrap();
+    assert_eq!(acks[0].stored, 1);
+    let mut client = LogClient::connect(&agg.endpoint).await.unwrap();
+    let (tail, _) = client.tail("hello", 1).await.unwrap();
+    assert_eq!(tail[0].message.len(), (1 << 20) + 13);
+    assert!(tail[0].message.starts_with(b"\xff\xfe\x00 bad utf8 "));
+    let q = Search {
+        query: "utf8".into(),
+        ..Search::default()
+    };
+    assert_eq!(search_until(&mut client, &q, 1).await.len(), 1);
+    agg.stop().await;
+}
