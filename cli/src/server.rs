@@ -53,6 +53,11 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Run only the builder.
     Builder(DaemonArgs),
+    /// Run the logger: `ship` on every node, `aggregate` once, `query` to read.
+    Logger {
+        #[command(subcommand)]
+        command: workflow_logger::cli::LoggerCommand,
+    },
 }
 
 /// Controller settings shared by `up` and `controller`.
@@ -108,6 +113,9 @@ pub struct UpArgs {
     /// Prometheus metrics listen address.
     #[arg(long, default_value = defaults::METRICS)]
     pub metrics_listen: SocketAddr,
+    /// Where the shipper finds container log files (default: DATA_DIR/containers).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -173,6 +181,7 @@ async fn run(cli: Cli) -> Result<()> {
             workflow_controller::run(cfg, http, grpc, shutdown).await?;
             Ok(())
         }
+        Command::Logger { command } => workflow_logger::cli::run_command(command, shutdown).await,
         Command::Builder(a) => {
             let l = bind(
                 a.grpc_listen.unwrap_or(parse(defaults::BUILDER_GRPC)),
@@ -251,6 +260,7 @@ fn controller_config(data_dir: &Path, a: &StoreArgs) -> Result<workflow_controll
             .into_owned(),
         registration: RegistrationMode::Enabled,
         builder_key: String::new(),
+        logger: None,
     };
     let mut cfg = workflow_controller::Config::load_from(a.config.as_deref(), &env, defaults)?;
     // Flags beat everything.
@@ -294,7 +304,7 @@ fn url(l: &TcpListener) -> Result<String> {
 }
 
 async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
-    let cfg = controller_config(&a.data_dir, &a.store)?;
+    let mut cfg = controller_config(&a.data_dir, &a.store)?;
     let r = a.random_ports;
     let http = bind(a.controller_listen, r, "controller").await?;
     let grpc = bind(a.controller_grpc_listen, r, "controller gRPC").await?;
@@ -307,7 +317,9 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
     eps.insert("controller".into(), url(&http)?);
     eps.insert("controller_grpc".into(), url(&grpc)?);
     eps.insert("builder_grpc".into(), url(&builder)?);
+    eps.insert("logger".into(), url(&logger)?);
     eps.insert("metrics".into(), format!("{}/metrics", url(&metrics)?));
+    cfg.logger = Some(eps["logger"].clone());
 
     let ctl = workflow_controller::open(&cfg, Arc::new(workflow_controller::runtime::LedgerOnly))
         .await
@@ -317,7 +329,7 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let s = shutdown.clone();
     tasks.spawn(async move {
-        workflow_controller::serve(ctl, None, http, grpc, s)
+        workflow_controller::serve(ctl, http, grpc, s)
             .await
             .context("controller")
     });
@@ -327,8 +339,23 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
             .await
             .context("builder")
     });
-    // registry-sync and the logger join here as their daemons land.
-    drop((registry, logger));
+    let s = shutdown.clone();
+    let log_dir = a
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| a.data_dir.join("containers"));
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let aggregator = workflow_logger::AggregatorConfig::new(a.data_dir.join("logs"));
+    // run_combined points the shipper at the listener it is given.
+    let shipper =
+        workflow_logger::ShipperConfig::new(log_dir, a.data_dir.join("shipper"), String::new());
+    tasks.spawn(async move {
+        workflow_logger::run_combined(aggregator, shipper, logger, s)
+            .await
+            .context("logger")
+    });
+    // registry-sync joins here as its daemon lands.
+    drop(registry);
     serve_metrics(metrics, shutdown.clone());
 
     wait_ready(&controller_url).await?;
@@ -345,10 +372,10 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
     let mut failure = None;
     while let Some(done) = tasks.join_next().await {
         let outcome = done.map_err(anyhow::Error::from).and_then(|r| r);
-        if let Err(e) = outcome {
-            if failure.is_none() {
-                failure = Some(e);
-            }
+        if let Err(e) = outcome
+            && failure.is_none()
+        {
+            failure = Some(e);
         }
         shutdown.cancel();
     }
@@ -365,10 +392,10 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
 async fn wait_ready(controller: &str) -> Result<()> {
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{controller}/healthz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(r) = client.get(format!("{controller}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

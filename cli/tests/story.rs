@@ -173,3 +173,168 @@ fn the_user_story_works_verbatim() {
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!platform.data.join("endpoints.json").exists());
 }
+
+/// Waits until `deis` prints something containing `want` (retrying: shipping and
+/// indexing are asynchronous), or fails with the last output.
+fn eventually(home: &Path, cwd: &Path, args: &[&str], want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = deis(home, cwd, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && text.contains(want) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deis {args:?} never printed {want:?}; last output:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn logs_tail_search_and_follow_through_workflow_up() {
+    use std::io::{BufRead, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let cwd = dir.path();
+    let (platform, url) = up(dir.path());
+    ok(
+        &home,
+        cwd,
+        &[
+            "register",
+            &url,
+            "--username",
+            "alice",
+            "--password",
+            "s3cret",
+        ],
+    );
+    ok(&home, cwd, &["create", "hello", "--no-remote"]);
+
+    // What the local runtime will write: kubelet's file layout, CRI lines.
+    let file = platform.data.join("containers").join(format!(
+        "hello-web-5d8c9-x7k2p_hello_web-{}.log",
+        "ab".repeat(32)
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .unwrap();
+    let now = || {
+        chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+            .to_string()
+    };
+    for i in 0..300 {
+        writeln!(f, "{} stdout F request {i} ok", now()).unwrap();
+    }
+    writeln!(f, "{} stderr P timeout talking to ", now()).unwrap();
+    writeln!(f, "{} stderr F db primary", now()).unwrap();
+    f.flush().unwrap();
+
+    let out = eventually(
+        &home,
+        cwd,
+        &["logs", "-a", "hello", "-n", "200"],
+        "timeout talking to db primary",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 200, "the last 200 lines:\n{out}");
+    assert!(
+        lines[0].contains("request 101 ok"),
+        "oldest first: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("hello[web.hello-web-5d8c9-x7k2p]"),
+        "time, process and pod: {}",
+        lines[0]
+    );
+
+    let out = eventually(
+        &home,
+        cwd,
+        &[
+            "logs",
+            "-a",
+            "hello",
+            "--search",
+            "timeout AND db",
+            "--since",
+            "2h",
+            "--type",
+            "web",
+        ],
+        "timeout talking to db primary",
+    );
+    assert_eq!(out.lines().count(), 1, "only the matching line: {out}");
+    let out = deis(
+        &home,
+        cwd,
+        &[
+            "logs",
+            "-a",
+            "hello",
+            "--search",
+            "timeout",
+            "--since",
+            "yesterday-ish",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("yesterday-ish"));
+
+    // Follow: the last line, then new lines as they are written.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_deis"))
+        .args(["logs", "-a", "hello", "-n", "1", "-f"])
+        .env("HOME", &home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("db primary"), "{line}");
+    writeln!(f, "{} stdout F a brand new line", now()).unwrap();
+    f.flush().unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("a brand new line"), "{line}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // The operator's query command reads the same aggregator.
+    let endpoints: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(platform.data.join("endpoints.json")).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_workflow"))
+        .args([
+            "logger",
+            "query",
+            "--aggregator",
+            endpoints["logger"].as_str().unwrap(),
+            "--app",
+            "hello",
+            "-n",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a brand new line"));
+}

@@ -16,6 +16,8 @@ pub struct Config {
     pub registration: RegistrationMode,
     /// Shared secret for hooks from the builder and registry-sync.
     pub builder_key: String,
+    /// gRPC URL of the logger's aggregator (`deis logs` answers 503 without one).
+    pub logger: Option<String>,
 }
 
 /// The config file's shape (TOML); every key optional, unknown keys refused.
@@ -25,6 +27,7 @@ struct FileConfig {
     database: Option<String>,
     registration: Option<RegistrationMode>,
     builder_key: Option<String>,
+    logger: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -69,7 +72,7 @@ fn parse_mode(s: &str) -> Option<RegistrationMode> {
 
 impl Config {
     /// Merges, by precedence: environment (`WORKFLOW_DATABASE_URL`,
-    /// `WORKFLOW_REGISTRATION_MODE`, `WORKFLOW_BUILDER_KEY`), then the TOML file text,
+    /// `WORKFLOW_REGISTRATION_MODE`, `WORKFLOW_BUILDER_KEY`, `WORKFLOW_LOGGER_URL`), then the TOML file text,
     /// then `defaults`.
     pub fn load(
         file: Option<(&Path, &str)>,
@@ -95,6 +98,9 @@ impl Config {
         if let Some(v) = parsed.builder_key {
             cfg.builder_key = v;
         }
+        if let Some(v) = parsed.logger {
+            cfg.logger = Some(v);
+        }
         if let Some(v) = env.get("WORKFLOW_DATABASE_URL") {
             cfg.database = v.clone();
         }
@@ -107,6 +113,9 @@ impl Config {
         }
         if let Some(v) = env.get("WORKFLOW_BUILDER_KEY") {
             cfg.builder_key = v.clone();
+        }
+        if let Some(v) = env.get("WORKFLOW_LOGGER_URL") {
+            cfg.logger = Some(v.clone());
         }
         Ok(cfg)
     }
@@ -139,6 +148,7 @@ mod tests {
             database: "wf.db".into(),
             registration: RegistrationMode::Enabled,
             builder_key: "k".into(),
+            logger: None,
         }
     }
 

@@ -540,6 +540,62 @@ impl pb::hooks_server::Hooks for Grpc {
     }
 }
 
+type LogStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::LogLines, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::logs_server::Logs for Grpc {
+    async fn tail(&self, req: Request<pb::TailLogsRequest>) -> R<pb::LogLines> {
+        let u = self.caller(&req).await?;
+        let r = req.into_inner();
+        let (lines, _) = self.ctl.logs_tail(&u, &r.app, r.lines).await?;
+        Ok(Response::new(pb::LogLines {
+            lines,
+            next_page: String::new(),
+        }))
+    }
+
+    type FollowStream = LogStream;
+
+    async fn follow(&self, req: Request<pb::FollowLogsRequest>) -> R<LogStream> {
+        use futures::StreamExt;
+        let u = self.caller(&req).await?;
+        let r = req.into_inner();
+        let (lines, stream) = self.ctl.logs_follow(&u, &r.app, r.lines).await?;
+        let head = futures::stream::iter([Ok(pb::LogLines {
+            lines,
+            next_page: String::new(),
+        })]);
+        let rest = stream.map(|l| {
+            l.map(|line| pb::LogLines {
+                lines: vec![line],
+                next_page: String::new(),
+            })
+            .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(head.chain(rest))))
+    }
+
+    async fn search(&self, req: Request<pb::SearchLogsRequest>) -> R<pb::LogLines> {
+        let u = self.caller(&req).await?;
+        let r = req.into_inner();
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let q = crate::logs::LogQuery {
+            query: r.query,
+            since: some(r.since),
+            until: some(r.until),
+            process_type: some(r.r#type),
+            limit: r.limit,
+            page: some(r.page),
+        };
+        let (lines, next) = self.ctl.logs_search(&u, &r.app, q).await?;
+        Ok(Response::new(pb::LogLines {
+            lines,
+            next_page: next.unwrap_or_default(),
+        }))
+    }
+}
+
 /// Adds every controller service to `routes` and marks them serving.
 pub async fn add_services(
     routes: tonic::service::Routes,
@@ -560,5 +616,6 @@ pub async fn add_services(
         .add_service(releases_server::ReleasesServer::new(grpc.clone()))
         .add_service(formation_server::FormationServer::new(grpc.clone()))
         .add_service(perms_server::PermsServer::new(grpc.clone()))
+        .add_service(logs_server::LogsServer::new(grpc.clone()))
         .add_service(hooks_server::HooksServer::new(grpc))
 }

@@ -35,29 +35,29 @@ use tokio_util::sync::CancellationToken;
 /// Opens the store named in `config` and builds the domain over `runtime`.
 pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result<Arc<Controller>> {
     let store = store::Store::connect(&config.database).await?;
-    Ok(Arc::new(Controller::new(
+    let mut ctl = Controller::new(
         store,
         runtime,
         domain::Settings {
             registration: config.registration,
             builder_key: config.builder_key.clone(),
         },
-    )))
+    );
+    if let Some(url) = config.logger.as_deref().filter(|u| !u.is_empty()) {
+        ctl = ctl.with_logs(Arc::new(logs::Aggregator::new(url)));
+    }
+    Ok(Arc::new(ctl))
 }
 
 /// Serves the REST API on `http` and gRPC on `grpc` until `shutdown` is cancelled.
 pub async fn serve(
     ctl: Arc<Controller>,
-    logs: Option<Arc<dyn logs::LogSource>>,
     http: TcpListener,
     grpc: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
     use axum::ServiceExt as _;
-    let router = rest::router(rest::RestState {
-        ctl: ctl.clone(),
-        logs,
-    });
+    let router = rest::router(rest::RestState { ctl: ctl.clone() });
     let app = tower::util::MapRequest::new(router, rest::normalize_path);
     tracing::info!(http = ?http.local_addr().ok(), grpc = ?grpc.local_addr().ok(), "controller serving");
     let rest_shutdown = shutdown.clone();
@@ -87,5 +87,5 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let ctl = open(&config, Arc::new(runtime::LedgerOnly)).await?;
-    serve(ctl, None, http, grpc, shutdown).await
+    serve(ctl, http, grpc, shutdown).await
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::domain::ConfigPatch;
 use crate::domain::{Controller, NewBuild, RegisterRequest};
 use crate::error::Error;
-use crate::logs::LogSource;
+use crate::logs::LogQuery;
 use crate::model::{Page, PageRequest, User};
 
 /// The Deis API version this controller speaks.
@@ -32,8 +32,6 @@ pub const API_VERSION: &str = "2.3";
 pub struct RestState {
     /// The domain.
     pub ctl: Arc<Controller>,
-    /// Where `GET /v2/apps/<app>/logs` reads from, if a logger is configured.
-    pub logs: Option<Arc<dyn LogSource>>,
 }
 
 /// An error rendered the Deis way: `{"field": ["message"]}` for invalid fields,
@@ -432,8 +430,35 @@ async fn destroy_app(
 #[derive(Default, serde::Deserialize)]
 struct LogParams {
     log_lines: Option<String>,
+    follow: Option<String>,
+    search: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    limit: Option<String>,
+    page: Option<String>,
 }
 
+fn text(body: String) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn lines_body(lines: &[String]) -> String {
+    let mut body = lines.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    body
+}
+
+/// `GET /v2/apps/<app>/logs?log_lines=N` (Deis), plus `follow=true` (a streamed body that
+/// never ends on its own) and `search=Q` with `since`, `until`, `type`, `limit`, `page`
+/// (newest first; the next page's token in `x-workflow-next-page`).
 async fn app_logs(
     State(s): State<RestState>,
     Auth(u): Auth,
@@ -442,34 +467,73 @@ async fn app_logs(
 ) -> ApiResult<Response> {
     let n = match q.log_lines.as_deref() {
         None | Some("") => 100,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| {
-                ApiError(Error::invalid(
-                    "log_lines",
-                    v,
-                    "expected a number from 1 to 100000",
-                ))
-            })?,
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            ApiError(Error::invalid(
+                "log_lines",
+                v,
+                "expected a number from 1 to 100000",
+            ))
+        })?,
     };
-    s.ctl.get_app(&u, &app).await?;
-    let Some(source) = &s.logs else {
-        return Err(ApiError(Error::Unavailable(
-            "no logger is configured for this controller".into(),
-        )));
-    };
-    let lines = source.tail(&app, n).await?;
-    let mut body = lines.join("\n");
-    if !body.is_empty() {
-        body.push('\n');
+    if let Some(query) = q.search {
+        let limit = match q.limit.as_deref() {
+            None | Some("") => 0,
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| ApiError(Error::invalid("limit", v, "expected a number")))?,
+        };
+        let (lines, next) = s
+            .ctl
+            .logs_search(
+                &u,
+                &app,
+                LogQuery {
+                    query,
+                    since: q.since,
+                    until: q.until,
+                    process_type: q.kind,
+                    limit,
+                    page: q.page,
+                },
+            )
+            .await?;
+        let mut res = text(lines_body(&lines));
+        if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            res.headers_mut().insert("x-workflow-next-page", next);
+        }
+        return Ok(res);
     }
-    Ok((
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response())
+    if matches!(q.follow.as_deref(), Some("true" | "1" | "yes")) {
+        use futures::StreamExt;
+        let (lines, stream) = s.ctl.logs_follow(&u, &app, n).await?;
+        let head = futures::stream::iter(
+            lines
+                .into_iter()
+                .map(|l| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(l + "\n"))),
+        );
+        // A failure mid-stream ends it with a last line saying why.
+        let rest = stream.scan(false, |failed, r| {
+            if *failed {
+                return futures::future::ready(None);
+            }
+            let line = match r {
+                Ok(l) => l + "\n",
+                Err(e) => {
+                    *failed = true;
+                    format!("error: {e}\n")
+                }
+            };
+            futures::future::ready(Some(Ok(axum::body::Bytes::from(line))))
+        });
+        let body = axum::body::Body::from_stream(head.chain(rest));
+        return Ok((
+            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response());
+    }
+    let (lines, _) = s.ctl.logs_tail(&u, &app, n).await?;
+    Ok(text(lines_body(&lines)))
 }
 
 // ---- config ----

@@ -7,8 +7,48 @@ use axum::body::Body;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
+
+use futures::StreamExt;
+use workflow_controller::domain::{Controller, RegistrationMode, Settings};
+use workflow_controller::logs::{LineStream, LogQuery, LogSource};
 use workflow_controller::rest::{self, RestState};
+use workflow_controller::runtime::LedgerOnly;
+
+/// An in-memory log source (unit-test fake; the real aggregator is tested end to end).
+#[derive(Default)]
+struct FakeLogs {
+    lines: Mutex<Vec<String>>,
+    new: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
+    searched: Mutex<Option<LogQuery>>,
+}
+
+#[tonic::async_trait]
+impl LogSource for FakeLogs {
+    async fn tail(&self, _app: &str, n: u32) -> workflow_controller::Result<(Vec<String>, u64)> {
+        let lines = self.lines.lock().unwrap();
+        let start = lines.len().saturating_sub(n as usize);
+        Ok((lines[start..].to_vec(), lines.len() as u64))
+    }
+    async fn follow(&self, _app: &str, _cursor: u64) -> workflow_controller::Result<LineStream> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.new.lock().unwrap() = Some(tx);
+        Ok(Box::pin(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok),
+        ))
+    }
+    async fn search(
+        &self,
+        _app: &str,
+        q: LogQuery,
+    ) -> workflow_controller::Result<(Vec<String>, Option<String>)> {
+        *self.searched.lock().unwrap() = Some(q);
+        let mut hits = self.lines.lock().unwrap().clone();
+        hits.reverse();
+        Ok((hits, Some("page2".into())))
+    }
+}
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLjnHVq5yBmHIwRD1OElJWUVPy0ShFQLWR2pbzq6chE alice@laptop";
@@ -30,7 +70,24 @@ impl Api {
         let (store, dir) = common::sqlite();
         let ctl = common::controller(store);
         Api {
-            router: rest::router(RestState { ctl, logs: None }),
+            router: rest::router(RestState { ctl }),
+            _dir: dir,
+        }
+    }
+
+    fn with_logs(logs: Arc<FakeLogs>) -> Api {
+        let (store, dir) = common::sqlite();
+        let ctl = Controller::new(
+            store,
+            Arc::new(LedgerOnly),
+            Settings {
+                registration: RegistrationMode::Enabled,
+                builder_key: common::BUILDER_KEY.into(),
+            },
+        )
+        .with_logs(logs);
+        Api {
+            router: rest::router(RestState { ctl: Arc::new(ctl) }),
             _dir: dir,
         }
     }
@@ -961,4 +1018,199 @@ async fn builder_hooks() {
         .raw(Method::POST, "/v2/hooks/build/", None, Some(body), &key)
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn logs_tail_search_and_follow() {
+    let logs = Arc::new(FakeLogs::default());
+    *logs.lines.lock().unwrap() = (1..=5).map(|i| format!("line {i}")).collect();
+    let api = Api::with_logs(logs.clone());
+    let t = api.register("alice").await;
+    let bob = api.register("bob").await;
+    api.call(
+        Method::POST,
+        "/v2/apps/",
+        Some(&t),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/hello/logs?log_lines=2",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.text.as_str()),
+        (StatusCode::OK, "line 4\nline 5\n")
+    );
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/logs", Some(&bob), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "logs follow the app's permissions"
+    );
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/hello/logs?log_lines=0",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/hello/logs?search=timeout%20AND%20db&since=2h&type=web&limit=10",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.starts_with("line 5\n"), "newest first: {}", r.text);
+    assert_eq!(r.headers["x-workflow-next-page"], "page2");
+    let q = logs.searched.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        (
+            q.query.as_str(),
+            q.since.as_deref(),
+            q.process_type.as_deref(),
+            q.limit
+        ),
+        ("timeout AND db", Some("2h"), Some("web"), 10)
+    );
+    let r = api
+        .call(
+            Method::GET,
+            "/v2/apps/hello/logs?search=x&type=Bad_Type",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Follow: the tail first, then lines as they arrive, on one streamed body.
+    let req = Request::builder()
+        .uri("/v2/apps/hello/logs?log_lines=1&follow=true")
+        .header("authorization", format!("token {t}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = api.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body().into_data_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"line 5\n");
+    let tx = logs.new.lock().unwrap().clone().expect("follow subscribed");
+    tx.send("line 6".into()).unwrap();
+    let next = body.next().await.unwrap().unwrap();
+    assert_eq!(&next[..], b"line 6\n");
+}
+
+/// Hostile input never crashes the controller nor makes it answer 5xx: random paths,
+/// methods and bodies against every route.
+#[tokio::test]
+async fn hostile_requests_get_4xx_never_5xx() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let api = Api::new();
+    let t = api.register("alice").await;
+    api.call(
+        Method::POST,
+        "/v2/apps/",
+        Some(&t),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let paths = prop_oneof![
+        Just("/v2/apps/".to_string()),
+        Just("/v2/apps/hello/".to_string()),
+        Just("/v2/apps/hello/config/".to_string()),
+        Just("/v2/apps/hello/builds/".to_string()),
+        Just("/v2/apps/hello/releases/rollback/".to_string()),
+        Just("/v2/apps/hello/scale/".to_string()),
+        Just("/v2/apps/hello/perms/".to_string()),
+        Just("/v2/keys/".to_string()),
+        Just("/v2/auth/register/".to_string()),
+        Just("/v2/auth/login/".to_string()),
+        Just("/v2/auth/tokens/".to_string()),
+        Just("/v2/auth/passwd/".to_string()),
+        Just("/v2/admin/perms/".to_string()),
+        "/v2/apps/[a-zA-Z0-9_%.-]{0,70}/releases/[v0-9a-z]{0,25}".prop_map(|p| p),
+        "/v2/[a-z%/.]{0,40}".prop_map(|p| p),
+    ];
+    let bodies = prop_oneof![
+        Just(String::new()),
+        "\\PC{0,200}",
+        Just(r#"{"values": {"A": {"nested": true}}}"#.to_string()),
+        Just(r#"{"id": 12, "public": ["x"], "username": null}"#.to_string()),
+        Just(r#"{"web": 1e30, "version": "v-1", "image": "a@sha256:zz"}"#.to_string()),
+        Just(format!(
+            r#"{{"values": {{"BIG": "{}"}}}}"#,
+            "x".repeat(70_000)
+        )),
+        Just(r#"{"procfile": {"WEB": "", "web": "a\nb"}, "image": "ok"}"#.to_string()),
+    ];
+    let methods = prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::DELETE)];
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        ..Config::default()
+    });
+    let cases: Vec<(Method, String, String)> = (0..300)
+        .map(|_| {
+            let tree = (methods.clone(), paths.clone(), bodies.clone())
+                .new_tree(&mut runner)
+                .unwrap();
+            tree.current()
+        })
+        .collect();
+    for (m, p, b) in cases {
+        let Ok(uri) = p.parse::<http::Uri>() else {
+            continue;
+        };
+        let r = api
+            .raw(
+                m.clone(),
+                &uri.to_string(),
+                Some(format!("token {t}")),
+                Some(b.clone()),
+                &[],
+            )
+            .await;
+        assert!(
+            r.status.as_u16() < 500,
+            "{m} {p} with {:?} answered {}: {}",
+            b.chars().take(80).collect::<String>(),
+            r.status,
+            r.text
+        );
+    }
+    // The store still answers (the random requests may have rotated the token: log in again).
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/auth/login/",
+            None,
+            Some(json!({"username": "alice", "password": "pw"})),
+        )
+        .await;
+    let t = r.body["token"]
+        .as_str()
+        .expect("login still works")
+        .to_string();
+    let r = api.call(Method::GET, "/v2/apps/", Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::OK);
 }

@@ -29,6 +29,7 @@ impl RunningController {
             database: dir.path().join("c.db").to_string_lossy().into_owned(),
             registration: RegistrationMode::Enabled,
             builder_key: builder_key.clone(),
+            logger: None,
         };
         let ctl =
             workflow_controller::open(&config, Arc::new(workflow_controller::runtime::LedgerOnly))
@@ -39,7 +40,6 @@ impl RunningController {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(workflow_controller::serve(
             ctl,
-            None,
             http,
             grpc,
             shutdown.clone(),

@@ -54,7 +54,7 @@ impl Client {
         let base = normalize_url(base)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("deis-cli/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(300))
+            .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
         Ok(Client { http, base, token })
     }
@@ -92,12 +92,9 @@ impl Client {
             .headers()
             .get("deis_api_version")
             .and_then(|v| v.to_str().ok())
+            && v.split('.').next() != Some(API_MAJOR)
         {
-            if v.split('.').next() != Some(API_MAJOR) {
-                eprintln!(
-                    "warning: the controller speaks API {v}; this client speaks {API_MAJOR}.x"
-                );
-            }
+            eprintln!("warning: the controller speaks API {v}; this client speaks {API_MAJOR}.x");
         }
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
@@ -105,6 +102,24 @@ impl Client {
             return Err(describe(status, &text, &self.base));
         }
         Ok(text)
+    }
+
+    /// GETs `path` and answers the response once its status is a success, for streaming.
+    pub async fn get_response(&self, path: &str) -> Result<reqwest::Response> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("token {t}"));
+        }
+        let res = req.send().await.map_err(|e| {
+            anyhow!("cannot reach the controller at {}: {e}\nIs the platform running? Start it with `workflow up`.", self.base)
+        })?;
+        let status = res.status();
+        if !status.is_success() {
+            let text = res.text().await.unwrap_or_default();
+            return Err(describe(status, &text, &self.base));
+        }
+        Ok(res)
     }
 
     /// GETs every page of a list (up to `limit` items).

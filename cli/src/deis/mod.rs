@@ -261,13 +261,31 @@ pub enum Command {
     /// List an app's processes.
     #[command(alias = "ps:list")]
     Ps(AppArg),
-    /// Show an app's recent log lines.
+    /// Show an app's recent log lines, follow them, or search them.
     Logs {
         #[command(flatten)]
         app: AppArg,
         /// How many lines.
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
         lines: u32,
+        /// Keep printing new lines as they are written (until Ctrl-C).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Indexed search (e.g. 'timeout AND db'); newest first.
+        #[arg(long)]
+        search: Option<String>,
+        /// With --search: only lines newer than this (30s, 15m, 2h, 7d or an RFC 3339 time).
+        #[arg(long)]
+        since: Option<String>,
+        /// With --search: only lines older than this.
+        #[arg(long)]
+        until: Option<String>,
+        /// With --search: only this process type (web, worker, ...).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// With --search: the page token a previous search printed.
+        #[arg(long)]
+        page: Option<String>,
     },
     /// List an app's collaborators (or the administrators with --admin).
     #[command(name = "perms:list", alias = "perms")]
@@ -370,8 +388,9 @@ impl Ctx {
         Ok((p, c))
     }
 
-    fn print_json(&self, v: &Value) {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    fn print_json(&self, v: &Value) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
     }
 }
 
@@ -406,19 +425,22 @@ fn app_name(a: &AppArg) -> Result<String> {
     if let Some(app) = &a.app {
         return Ok(app.clone());
     }
-    let out = std::process::Command::new("git")
-        .args(["remote", "get-url", "deis"])
-        .output();
-    if let Ok(out) = out {
-        if out.status.success() {
-            if let Some(app) = app_from_remote(String::from_utf8_lossy(&out.stdout).trim()) {
-                return Ok(app);
-            }
-        }
+    if let Some(app) = deis_remote_app() {
+        return Ok(app);
     }
     bail!(
         "which app? Pass -a APP, or run this in a checkout with a `deis` git remote (deis git:remote -a APP)"
     )
+}
+
+/// The app named by the `deis` git remote of the current checkout, if any.
+fn deis_remote_app() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["remote", "get-url", "deis"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    app_from_remote(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// `ssh://git@host:2222/hello.git` -> `hello`.
@@ -532,7 +554,7 @@ async fn run(cli: Cli) -> Result<()> {
                 do_login(&ctx, &c, &username, &password).await?;
             }
             if ctx.json {
-                ctx.print_json(&user);
+                ctx.print_json(&user)?;
             } else {
                 println!("Registered {username}");
                 if login {
@@ -555,7 +577,7 @@ async fn run(cli: Cli) -> Result<()> {
             let password = secret(password, "password: ")?;
             do_login(&ctx, &c, &username, &password).await?;
             if ctx.json {
-                ctx.print_json(&json!({"controller": c.base, "username": username}));
+                ctx.print_json(&json!({"controller": c.base, "username": username}))?;
             } else {
                 println!("Logged in as {username}");
             }
@@ -575,7 +597,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (p, c) = ctx.session()?;
             let me = c.call(Method::GET, "/v2/auth/whoami/", None).await?;
             if ctx.json || all {
-                ctx.print_json(&me);
+                ctx.print_json(&me)?;
             } else {
                 println!("You are {} at {}", s(&me, "username"), p.controller);
             }
@@ -640,7 +662,7 @@ async fn run(cli: Cli) -> Result<()> {
                 profile::save(ctx.profile_name.as_deref(), &p)?;
             }
             if ctx.json {
-                ctx.print_json(&r);
+                ctx.print_json(&r)?;
             } else if all {
                 println!("Every user's tokens were revoked");
             } else {
@@ -658,7 +680,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (p, c) = ctx.session()?;
             let (_, keys) = c.list("/v2/keys/", p.response_limit.max(1000)).await?;
             if ctx.json {
-                return Ok(ctx.print_json(&Value::Array(keys)));
+                return ctx.print_json(&Value::Array(keys));
             }
             println!("=== {} Keys", p.username);
             let rows: Vec<Vec<String>> = keys
@@ -692,7 +714,7 @@ async fn run(cli: Cli) -> Result<()> {
                 )
                 .await?;
             if ctx.json {
-                ctx.print_json(&k);
+                ctx.print_json(&k)?;
             } else {
                 println!("done, added key {} ({})", s(&k, "id"), s(&k, "fingerprint"));
             }
@@ -720,7 +742,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = c.call(Method::POST, "/v2/apps/", Some(&body)).await?;
             let id = s(&app, "id");
             if ctx.json {
-                ctx.print_json(&app);
+                ctx.print_json(&app)?;
             } else {
                 progress_done(&format!("done, created {id}"));
             }
@@ -742,7 +764,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (p, c) = ctx.session()?;
             let (_, apps) = c.list("/v2/apps/", p.response_limit.max(1000)).await?;
             if ctx.json {
-                return Ok(ctx.print_json(&Value::Array(apps)));
+                return ctx.print_json(&Value::Array(apps));
             }
             println!("=== Apps");
             for a in &apps {
@@ -759,7 +781,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .call(Method::GET, &format!("/v2/apps/{app}/pods/"), None)
                 .await?;
             if ctx.json {
-                return Ok(ctx.print_json(&json!({"app": info, "pods": pods.get("results")})));
+                return ctx.print_json(&json!({"app": info, "pods": pods.get("results")}));
             }
             println!("=== {app} Application");
             for k in ["uuid", "owner", "created", "updated"] {
@@ -809,19 +831,11 @@ async fn run(cli: Cli) -> Result<()> {
             c.call(Method::DELETE, &format!("/v2/apps/{app}/"), None)
                 .await?;
             progress_done("done");
-            if let Ok(out) = std::process::Command::new("git")
-                .args(["remote", "get-url", "deis"])
-                .output()
-            {
-                if out.status.success()
-                    && app_from_remote(String::from_utf8_lossy(&out.stdout).trim()).as_deref()
-                        == Some(app.as_str())
-                {
-                    let _ = std::process::Command::new("git")
-                        .args(["remote", "remove", "deis"])
-                        .status();
-                    println!("Git remote deis removed");
-                }
+            if deis_remote_app().as_deref() == Some(app.as_str()) {
+                let _ = std::process::Command::new("git")
+                    .args(["remote", "remove", "deis"])
+                    .status();
+                println!("Git remote deis removed");
             }
         }
         Command::AppsTransfer { username, app } => {
@@ -841,55 +855,29 @@ async fn run(cli: Cli) -> Result<()> {
             let cfg = c
                 .call(Method::GET, &format!("/v2/apps/{app}/config/"), None)
                 .await?;
-            print_config(&ctx, &app, &cfg, oneline);
+            print_config(&ctx, &app, &cfg, oneline)?;
         }
         Command::ConfigSet { pairs, app } => {
-            let (_, c) = ctx.session()?;
-            let app = app_name(&app)?;
             let values = parse_pairs(&pairs, "a config pair")?;
-            if !ctx.json {
-                progress("Creating config... ");
-            }
-            let cfg = c
-                .call(
-                    Method::POST,
-                    &format!("/v2/apps/{app}/config/"),
-                    Some(&json!({"values": values})),
-                )
-                .await?;
-            let v = latest_version(&c, &app).await?;
-            if !ctx.json {
-                progress_done(&format!("done, {app} is now at v{v}\n"));
-            }
-            print_config(&ctx, &app, &cfg, false);
+            change_config(&ctx, &app_name(&app)?, json!(values), "Creating config... ").await?;
         }
         Command::ConfigUnset { keys, app } => {
-            let (_, c) = ctx.session()?;
-            let app = app_name(&app)?;
             let values: serde_json::Map<String, Value> =
                 keys.iter().map(|k| (k.clone(), Value::Null)).collect();
-            if !ctx.json {
-                progress("Removing config... ");
-            }
-            let cfg = c
-                .call(
-                    Method::POST,
-                    &format!("/v2/apps/{app}/config/"),
-                    Some(&json!({"values": values})),
-                )
-                .await?;
-            let v = latest_version(&c, &app).await?;
-            if !ctx.json {
-                progress_done(&format!("done, {app} is now at v{v}\n"));
-            }
-            print_config(&ctx, &app, &cfg, false);
+            change_config(
+                &ctx,
+                &app_name(&app)?,
+                Value::Object(values),
+                "Removing config... ",
+            )
+            .await?;
         }
         Command::Releases { app, limit } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
             let (count, rels) = c.list(&format!("/v2/apps/{app}/releases/"), limit).await?;
             if ctx.json {
-                return Ok(ctx.print_json(&Value::Array(rels)));
+                return ctx.print_json(&Value::Array(rels));
             }
             println!(
                 "=== {app} Releases{}",
@@ -922,7 +910,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .call(Method::GET, &format!("/v2/apps/{app}/releases/v{v}/"), None)
                 .await?;
             if ctx.json {
-                return Ok(ctx.print_json(&r));
+                return ctx.print_json(&r);
             }
             println!("=== {app} Release v{v}");
             for k in [
@@ -972,7 +960,7 @@ async fn run(cli: Cli) -> Result<()> {
                 )
                 .await?;
             if ctx.json {
-                ctx.print_json(&r);
+                ctx.print_json(&r)?;
             } else {
                 progress_done(&format!("done, v{}", s(&r, "version")));
             }
@@ -982,7 +970,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = app_name(&app)?;
             let (_, builds) = c.list(&format!("/v2/apps/{app}/builds/"), limit).await?;
             if ctx.json {
-                return Ok(ctx.print_json(&Value::Array(builds)));
+                return ctx.print_json(&Value::Array(builds));
             }
             println!("=== {app} Builds");
             let rows: Vec<Vec<String>> = builds
@@ -1016,7 +1004,7 @@ async fn run(cli: Cli) -> Result<()> {
                 )
                 .await?;
             if ctx.json {
-                return Ok(ctx.print_json(&b));
+                return ctx.print_json(&b);
             }
             let v = latest_version(&c, &app).await?;
             progress_done(&format!("done, {app} is now at v{v}"));
@@ -1048,7 +1036,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .call(Method::GET, &format!("/v2/apps/{app}/pods/"), None)
                 .await?;
             if ctx.json {
-                return Ok(ctx.print_json(&pods));
+                return ctx.print_json(&pods);
             }
             progress_done("done\n");
             print_pods(
@@ -1066,7 +1054,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .call(Method::GET, &format!("/v2/apps/{app}/pods/"), None)
                 .await?;
             if ctx.json {
-                return Ok(ctx.print_json(&pods));
+                return ctx.print_json(&pods);
             }
             print_pods(
                 &app,
@@ -1076,9 +1064,71 @@ async fn run(cli: Cli) -> Result<()> {
                     .unwrap_or(&[]),
             );
         }
-        Command::Logs { app, lines } => {
+        Command::Logs {
+            app,
+            lines,
+            follow,
+            search,
+            since,
+            until,
+            kind,
+            page,
+        } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
+            if let Some(query) = search {
+                let mut path = format!(
+                    "/v2/apps/{app}/logs?search={}&limit={}",
+                    urlencode(&query),
+                    lines.min(1000)
+                );
+                for (k, v) in [
+                    ("since", &since),
+                    ("until", &until),
+                    ("type", &kind),
+                    ("page", &page),
+                ] {
+                    if let Some(v) = v {
+                        path.push_str(&format!("&{k}={}", urlencode(v)));
+                    }
+                }
+                let res = c.get_response(&path).await?;
+                let next = res
+                    .headers()
+                    .get("x-workflow-next-page")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let text = res.text().await?;
+                if ctx.json {
+                    return ctx.print_json(
+                        &json!({"lines": text.lines().collect::<Vec<_>>(), "next_page": next}),
+                    );
+                }
+                print!("{text}");
+                if let Some(n) = next {
+                    eprintln!("(more: add --page {n})");
+                }
+                return Ok(());
+            }
+            if since.is_some() || until.is_some() || kind.is_some() {
+                bail!(
+                    "--since, --until and --type filter a --search; add --search '' to list matching lines"
+                );
+            }
+            if follow {
+                use std::io::Write;
+                let mut res = c
+                    .get_response(&format!(
+                        "/v2/apps/{app}/logs?log_lines={lines}&follow=true"
+                    ))
+                    .await?;
+                let mut out = std::io::stdout().lock();
+                while let Some(chunk) = res.chunk().await.context("following logs")? {
+                    out.write_all(&chunk)?;
+                    out.flush()?;
+                }
+                bail!("the controller ended the log stream; run deis logs -f again");
+            }
             let text = c
                 .call_text(
                     Method::GET,
@@ -1088,7 +1138,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             if ctx.json {
                 let v: Vec<&str> = text.lines().collect();
-                return Ok(ctx.print_json(&json!(v)));
+                return ctx.print_json(&json!(v));
             }
             print!("{text}");
         }
@@ -1113,7 +1163,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .unwrap_or_default()
             };
             if ctx.json {
-                return Ok(ctx.print_json(&json!(users)));
+                return ctx.print_json(&json!(users));
             }
             println!(
                 "=== {}",
@@ -1193,7 +1243,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (_, c) = ctx.session()?;
             let (_, users) = c.list("/v2/users/", 10_000).await?;
             if ctx.json {
-                return Ok(ctx.print_json(&Value::Array(users)));
+                return ctx.print_json(&Value::Array(users));
             }
             let rows: Vec<Vec<String>> = users
                 .iter()
@@ -1240,6 +1290,26 @@ async fn do_login(ctx: &Ctx, c: &Client, username: &str, password: &str) -> Resu
     Ok(())
 }
 
+/// Posts a config change (`null` values unset), reports the new release, prints the config.
+async fn change_config(ctx: &Ctx, app: &str, values: Value, doing: &str) -> Result<()> {
+    let (_, c) = ctx.session()?;
+    if !ctx.json {
+        progress(doing);
+    }
+    let cfg = c
+        .call(
+            Method::POST,
+            &format!("/v2/apps/{app}/config/"),
+            Some(&json!({ "values": values })),
+        )
+        .await?;
+    let v = latest_version(&c, app).await?;
+    if !ctx.json {
+        progress_done(&format!("done, {app} is now at v{v}\n"));
+    }
+    print_config(ctx, app, &cfg, false)
+}
+
 async fn latest_version(c: &Client, app: &str) -> Result<i64> {
     let r = c
         .call(
@@ -1256,7 +1326,7 @@ async fn latest_version(c: &Client, app: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-fn print_config(ctx: &Ctx, app: &str, cfg: &Value, oneline: bool) {
+fn print_config(ctx: &Ctx, app: &str, cfg: &Value, oneline: bool) -> Result<()> {
     if ctx.json {
         return ctx.print_json(cfg);
     }
@@ -1271,7 +1341,7 @@ fn print_config(ctx: &Ctx, app: &str, cfg: &Value, oneline: bool) {
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
             .collect();
         println!("{}", parts.join(" "));
-        return;
+        return Ok(());
     }
     println!("=== {app} Config");
     let rows: Vec<Vec<String>> = values
@@ -1283,6 +1353,7 @@ fn print_config(ctx: &Ctx, app: &str, cfg: &Value, oneline: bool) {
     } else {
         print!("{}", table::render(&["KEY", "VALUE"], &rows));
     }
+    Ok(())
 }
 
 fn print_pods(app: &str, pods: &[Value]) {

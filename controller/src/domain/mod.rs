@@ -6,11 +6,13 @@
 //! - `apps`: apps and their permissions
 //! - `releases`: config, builds, the releases ledger, rollback, scale, processes
 //! - `hooks`: calls from the builder and registry-sync
+//! - `logs`: app logs, read through a [`LogSource`]
 
 mod apps;
 mod auth;
 mod hooks;
 mod keys;
+mod logs;
 mod releases;
 mod rows;
 
@@ -21,6 +23,7 @@ pub use auth::RegisterRequest;
 pub use hooks::{RegistryAction, UserApps};
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
 
+use crate::logs::LogSource;
 use crate::runtime::Runtime;
 use crate::store::Store;
 
@@ -50,6 +53,7 @@ pub struct Controller {
     store: Store,
     runtime: Arc<dyn Runtime>,
     settings: Settings,
+    logs: Option<Arc<dyn LogSource>>,
     /// One lock per app: rollouts of one app never overlap.
     deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -69,8 +73,15 @@ impl Controller {
             store,
             runtime,
             settings,
+            logs: None,
             deploy_locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads app logs from `logs` (without one, `deis logs` answers 503).
+    pub fn with_logs(mut self, logs: Arc<dyn LogSource>) -> Self {
+        self.logs = Some(logs);
+        self
     }
 
     /// The metadata store.
