@@ -1,12 +1,200 @@
-//! Errors of the workflow-registry-sync crate.
+//! Errors of the workflow-registry-sync crate, and their one mapping to OCI error codes,
+//! HTTP statuses and gRPC statuses.
 
-/// What can go wrong running this daemon.
+use http::StatusCode;
+
+/// What can go wrong in the registry, its storage and imports.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// A listener or server socket failed.
+    #[error("{op}: {source}")]
+    Serve {
+        /// What was being done.
+        op: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Bad configuration.
+    #[error("config: {0}")]
+    Config(String),
+    /// An object-store key does not exist.
+    #[error("object {0:?} not found")]
+    NotFound(String),
+    /// Filesystem store IO failed.
+    #[error("{op} {key:?}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The object key or path.
+        key: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An S3 call failed.
+    #[error("s3 {op} {key:?}: {message}")]
+    S3 {
+        /// The S3 operation.
+        op: &'static str,
+        /// The object key.
+        key: String,
+        /// The SDK's error, rendered.
+        message: String,
+    },
+    /// An object key that could escape the store.
+    #[error("invalid object key {0:?}")]
+    KeyInvalid(String),
+    /// Content did not hash to the digest it was announced with.
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The announced digest.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
+    /// A string that is not a valid digest.
+    #[error("invalid digest {0:?}")]
+    DigestInvalid(String),
+    /// A repository name that breaks the distribution grammar.
+    #[error("invalid repository name {0:?}")]
+    NameInvalid(String),
+    /// A tag that breaks the distribution grammar.
+    #[error("invalid tag {0:?}")]
+    TagInvalid(String),
+    /// A malformed, unsupported or oversized manifest.
+    #[error("invalid manifest: {0}")]
+    ManifestInvalid(String),
+    /// A manifest names a blob or child manifest the repository does not have.
+    #[error("manifest references unknown blob {0}")]
+    ManifestBlobUnknown(String),
+    /// No such repository.
+    #[error("repository {0:?} not found")]
+    NameUnknown(String),
+    /// No such manifest.
+    #[error("manifest {0} not found")]
+    ManifestUnknown(String),
+    /// No such blob in the repository.
+    #[error("blob {0} not found")]
+    BlobUnknown(String),
+    /// No such upload session.
+    #[error("upload {0:?} not found")]
+    UploadUnknown(String),
+    /// A chunk out of order or a bad Content-Range.
+    #[error("invalid range: {0}")]
+    RangeInvalid(String),
+    /// A request the registry cannot satisfy (bad parameter, content length).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// No or bad credentials.
+    #[error("authentication required: {0}")]
+    Unauthorized(String),
+    /// Valid credentials without the right.
+    #[error("access denied: {0}")]
+    Denied(String),
+    /// The access checker (controller) could not be asked.
+    #[error("access check: {0}")]
+    AccessCheck(String),
+    /// An operation this registry does not support.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An external registry failed or misbehaved during an import.
+    #[error("upstream {op} {target}: {message}")]
+    Upstream {
+        /// What was being fetched.
+        op: &'static str,
+        /// The URL or reference.
+        target: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// An image reference that cannot be parsed.
+    #[error("invalid image reference {0:?}: {1}")]
+    ReferenceInvalid(String, String),
 }
 
 /// Result with this crate's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an IO error with the operation and key.
+    pub fn io(op: &'static str, key: impl Into<String>, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            return Error::NotFound(key.into());
+        }
+        Error::Io {
+            op,
+            key: key.into(),
+            source,
+        }
+    }
+
+    /// The OCI distribution error code.
+    pub fn oci_code(&self) -> &'static str {
+        match self {
+            Error::DigestMismatch { .. } | Error::DigestInvalid(_) => "DIGEST_INVALID",
+            Error::NameInvalid(_) => "NAME_INVALID",
+            Error::NameUnknown(_) => "NAME_UNKNOWN",
+            Error::TagInvalid(_) => "TAG_INVALID",
+            Error::ManifestInvalid(_) => "MANIFEST_INVALID",
+            Error::ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
+            Error::ManifestUnknown(_) => "MANIFEST_UNKNOWN",
+            Error::BlobUnknown(_) | Error::NotFound(_) => "BLOB_UNKNOWN",
+            Error::UploadUnknown(_) => "BLOB_UPLOAD_UNKNOWN",
+            Error::RangeInvalid(_) => "BLOB_UPLOAD_INVALID",
+            Error::Invalid(_) | Error::ReferenceInvalid(..) => "SIZE_INVALID",
+            Error::Unauthorized(_) => "UNAUTHORIZED",
+            Error::Denied(_) => "DENIED",
+            Error::Unsupported(_) => "UNSUPPORTED",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// The HTTP status of the error on the distribution API.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Error::DigestMismatch { .. }
+            | Error::DigestInvalid(_)
+            | Error::NameInvalid(_)
+            | Error::TagInvalid(_)
+            | Error::ManifestInvalid(_)
+            | Error::ManifestBlobUnknown(_)
+            | Error::Invalid(_)
+            | Error::ReferenceInvalid(..) => StatusCode::BAD_REQUEST,
+            Error::ManifestUnknown(_)
+            | Error::NameUnknown(_)
+            | Error::BlobUnknown(_)
+            | Error::NotFound(_)
+            | Error::UploadUnknown(_) => StatusCode::NOT_FOUND,
+            Error::RangeInvalid(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Denied(_) => StatusCode::FORBIDDEN,
+            Error::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::AccessCheck(_) | Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::NotFound(_)
+            | Error::NameUnknown(_)
+            | Error::ManifestUnknown(_)
+            | Error::BlobUnknown(_)
+            | Error::UploadUnknown(_) => tonic::Status::not_found(msg),
+            Error::Unauthorized(_) => tonic::Status::unauthenticated(msg),
+            Error::Denied(_) => tonic::Status::permission_denied(msg),
+            Error::Upstream { .. } | Error::AccessCheck(_) => tonic::Status::unavailable(msg),
+            Error::DigestMismatch { .. } => tonic::Status::data_loss(msg),
+            Error::Unsupported(_) => tonic::Status::unimplemented(msg),
+            Error::Io { .. } | Error::S3 { .. } | Error::Grpc(_) | Error::Serve { .. } => {
+                tonic::Status::internal(msg)
+            }
+            _ => tonic::Status::invalid_argument(msg),
+        }
+    }
+}

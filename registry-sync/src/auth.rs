@@ -1,0 +1,394 @@
+//! Registry authentication: HTTP Basic credentials checked against controller users.
+//!
+//! A user's username + API token are registry credentials; pushing or pulling repository
+//! `<app>` needs that right on the app, which the controller answers through
+//! `Hooks.CheckAccess`. A read-only node credential (for kubelet pulls) is checked locally.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+/// What a request wants to do with a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Read.
+    Pull,
+    /// Write or delete.
+    Push,
+}
+
+impl Action {
+    /// The wire name (`pull` / `push`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+        }
+    }
+}
+
+/// The answer to an access check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allowed,
+    /// The credentials are not valid at all.
+    BadCredentials(String),
+    /// Valid credentials, not allowed on this repository.
+    Denied(String),
+}
+
+/// Answers whether `username`/`token` may do `action` on repository `app`. An empty `app`
+/// asks only whether the credentials are valid (the `/v2/` login check).
+#[async_trait::async_trait]
+pub trait AccessCheck: Send + Sync + std::fmt::Debug {
+    /// Checks one request.
+    async fn check(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        action: Action,
+    ) -> Result<Decision>;
+}
+
+/// The real check: the controller's `Hooks.CheckAccess` over gRPC.
+#[derive(Debug, Clone)]
+pub struct ControllerAccess {
+    endpoint: tonic::transport::Endpoint,
+    // One channel (connection pool) for every check, made on first use inside the runtime.
+    channel: std::sync::OnceLock<tonic::transport::Channel>,
+    builder_key: String,
+}
+
+impl ControllerAccess {
+    /// A checker calling the controller at `url` (e.g. `http://127.0.0.1:8010`), authenticated
+    /// with the builder key.
+    pub fn new(url: &str, builder_key: &str) -> Result<Self> {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+            .map_err(|e| Error::Config(format!("controller url {url:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10));
+        Ok(ControllerAccess {
+            endpoint,
+            channel: std::sync::OnceLock::new(),
+            builder_key: builder_key.to_string(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessCheck for ControllerAccess {
+    async fn check(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        action: Action,
+    ) -> Result<Decision> {
+        use workflow_proto::controller::v1::{CheckAccessRequest, hooks_client::HooksClient};
+        let channel = self
+            .channel
+            .get_or_init(|| self.endpoint.connect_lazy())
+            .clone();
+        let mut client = HooksClient::new(channel);
+        let mut req = tonic::Request::new(CheckAccessRequest {
+            username: username.to_string(),
+            token: token.to_string(),
+            app: app.to_string(),
+            action: action.as_str().to_string(),
+        });
+        let key = tonic::metadata::MetadataValue::try_from(self.builder_key.as_str())
+            .map_err(|e| Error::Config(format!("builder key: {e}")))?;
+        req.metadata_mut().insert("x-deis-builder-auth", key);
+        match client.check_access(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(if r.allowed {
+                    Decision::Allowed
+                } else {
+                    Decision::Denied(r.reason)
+                })
+            }
+            Err(s) if s.code() == tonic::Code::Unauthenticated => {
+                Ok(Decision::BadCredentials(s.message().to_string()))
+            }
+            Err(s)
+                if s.code() == tonic::Code::PermissionDenied
+                    || s.code() == tonic::Code::NotFound =>
+            {
+                Ok(Decision::Denied(s.message().to_string()))
+            }
+            Err(s) => Err(Error::AccessCheck(format!(
+                "controller check_access for {username:?} on {app:?}: {}",
+                s.message()
+            ))),
+        }
+    }
+}
+
+/// In-memory users for tests: username -> (token, apps pullable, apps pushable).
+#[derive(Debug, Default)]
+pub struct StaticAccess {
+    users: HashMap<String, (String, Vec<String>, Vec<String>)>,
+}
+
+impl StaticAccess {
+    /// No users.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a user who may pull `pull` apps and push (and pull) `push` apps; `*` means all.
+    pub fn user(mut self, name: &str, token: &str, pull: &[&str], push: &[&str]) -> Self {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        self.users
+            .insert(name.to_string(), (token.to_string(), v(pull), v(push)));
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessCheck for StaticAccess {
+    async fn check(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        action: Action,
+    ) -> Result<Decision> {
+        let Some((t, pull, push)) = self.users.get(username) else {
+            return Ok(Decision::BadCredentials(format!(
+                "unknown user {username:?}"
+            )));
+        };
+        if t != token {
+            return Ok(Decision::BadCredentials(format!(
+                "bad token for {username:?}"
+            )));
+        }
+        if app.is_empty() {
+            return Ok(Decision::Allowed);
+        }
+        let has = |l: &Vec<String>| l.iter().any(|a| a == "*" || a == app);
+        let ok = match action {
+            Action::Pull => has(pull) || has(push),
+            Action::Push => has(push),
+        };
+        Ok(if ok {
+            Decision::Allowed
+        } else {
+            Decision::Denied(format!("{username:?} may not {} {app:?}", action.as_str()))
+        })
+    }
+}
+
+/// How long an allowed answer is reused.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Cache key: user, hash of the token, repository, action.
+type CacheKey = (String, [u8; 32], String, Action);
+
+/// The registry's gatekeeper: node credential, checker, short-lived cache of allowed answers.
+#[derive(Debug)]
+pub struct Authenticator {
+    check: Option<Box<dyn AccessCheck>>,
+    node: Option<(String, String)>,
+    cache: Mutex<HashMap<CacheKey, Instant>>,
+}
+
+/// Parsed `Authorization: Basic` credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// API token (the password).
+    pub password: String,
+}
+
+/// Parses an `Authorization` header value; `None` unless it is well-formed Basic.
+pub fn parse_basic(header: &str) -> Option<Credentials> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    if u.is_empty() {
+        return None;
+    }
+    Some(Credentials {
+        username: u.to_string(),
+        password: p.to_string(),
+    })
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+impl Authenticator {
+    /// With `check` None the registry is open (embedded single-user mode).
+    pub fn new(check: Option<Box<dyn AccessCheck>>, node: Option<(String, String)>) -> Self {
+        Authenticator {
+            check,
+            node,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether requests need credentials at all.
+    pub fn enabled(&self) -> bool {
+        self.check.is_some() || self.node.is_some()
+    }
+
+    /// Authorizes `action` on `repo` ("" = just validate credentials) for the request's
+    /// credentials. `Unauthorized` asks the client to authenticate; `Denied` is final.
+    pub async fn authorize(
+        &self,
+        creds: Option<&Credentials>,
+        repo: &str,
+        action: Action,
+    ) -> Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let Some(c) = creds else {
+            return Err(Error::Unauthorized(format!(
+                "credentials needed to {} {repo:?}",
+                action.as_str()
+            )));
+        };
+        if let Some((u, p)) = &self.node
+            && c.username == *u
+        {
+            if !constant_eq(&c.password, p) {
+                return Err(Error::Unauthorized(format!("bad password for {u:?}")));
+            }
+            return match action {
+                Action::Pull => Ok(()),
+                Action::Push => Err(Error::Denied(format!(
+                    "node credential {u:?} is read-only, cannot push {repo:?}"
+                ))),
+            };
+        }
+        let Some(check) = &self.check else {
+            return Err(Error::Unauthorized(format!(
+                "unknown user {:?}",
+                c.username
+            )));
+        };
+        let key = (
+            c.username.clone(),
+            Sha256::digest(c.password.as_bytes()).into(),
+            repo.to_string(),
+            action,
+        );
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = cache.get(&key) {
+                if t.elapsed() < CACHE_TTL {
+                    return Ok(());
+                }
+                cache.remove(&key);
+            }
+        }
+        match check.check(&c.username, &c.password, repo, action).await? {
+            Decision::Allowed => {
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() > 10_000 {
+                    cache.retain(|_, t| t.elapsed() < CACHE_TTL);
+                }
+                cache.insert(key, Instant::now());
+                Ok(())
+            }
+            Decision::BadCredentials(r) => Err(Error::Unauthorized(r)),
+            Decision::Denied(r) => Err(Error::Denied(if r.is_empty() {
+                format!("{:?} may not {} {repo:?}", c.username, action.as_str())
+            } else {
+                r
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(u: &str, p: &str) -> Credentials {
+        let h = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        );
+        parse_basic(&h).unwrap()
+    }
+
+    #[test]
+    fn parses_basic_headers() {
+        assert_eq!(basic("alice", "t:ok").password, "t:ok");
+        for bad in ["", "Basic", "Bearer abc", "Basic !!!", "Basic Og=="] {
+            assert!(parse_basic(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn node_is_read_only_and_users_need_rights() {
+        let auth = Authenticator::new(
+            Some(Box::new(StaticAccess::new().user(
+                "alice",
+                "tok",
+                &[],
+                &["api"],
+            ))),
+            Some(("node".into(), "np".into())),
+        );
+        auth.authorize(Some(&basic("node", "np")), "api", Action::Pull)
+            .await
+            .unwrap();
+        assert!(matches!(
+            auth.authorize(Some(&basic("node", "np")), "api", Action::Push)
+                .await,
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            auth.authorize(Some(&basic("node", "x")), "api", Action::Pull)
+                .await,
+            Err(Error::Unauthorized(_))
+        ));
+        auth.authorize(Some(&basic("alice", "tok")), "api", Action::Push)
+            .await
+            .unwrap();
+        auth.authorize(Some(&basic("alice", "tok")), "", Action::Pull)
+            .await
+            .unwrap();
+        assert!(matches!(
+            auth.authorize(Some(&basic("alice", "tok")), "web", Action::Pull)
+                .await,
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            auth.authorize(Some(&basic("alice", "bad")), "api", Action::Pull)
+                .await,
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            auth.authorize(None, "api", Action::Pull).await,
+            Err(Error::Unauthorized(_))
+        ));
+        let open = Authenticator::new(None, None);
+        open.authorize(None, "api", Action::Push).await.unwrap();
+    }
+}
