@@ -23,6 +23,8 @@ pub mod defaults {
     pub const BUILDER_GRPC: &str = "127.0.0.1:8010";
     /// registry-sync gRPC.
     pub const REGISTRY_GRPC: &str = "127.0.0.1:8020";
+    /// The platform's OCI registry (HTTP).
+    pub const REGISTRY: &str = "127.0.0.1:5000";
     /// Logger gRPC.
     pub const LOGGER_GRPC: &str = "127.0.0.1:8030";
     /// Prometheus metrics of every daemon in the process.
@@ -53,6 +55,9 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Run only the builder.
     Builder(DaemonArgs),
+    /// Run only registry-sync: the OCI registry and image imports.
+    #[command(name = "registry-sync")]
+    RegistrySync(Box<workflow_registry_sync::cli::Args>),
     /// Run the logger: `ship` on every node, `aggregate` once, `query` to read.
     Logger {
         #[command(subcommand)]
@@ -107,6 +112,9 @@ pub struct UpArgs {
     /// registry-sync gRPC listen address.
     #[arg(long, default_value = defaults::REGISTRY_GRPC)]
     pub registry_grpc_listen: SocketAddr,
+    /// The platform's OCI registry listen address.
+    #[arg(long, default_value = defaults::REGISTRY)]
+    pub registry_listen: SocketAddr,
     /// Logger gRPC listen address.
     #[arg(long, default_value = defaults::LOGGER_GRPC)]
     pub logger_grpc_listen: SocketAddr,
@@ -182,6 +190,14 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Logger { command } => workflow_logger::cli::run_command(command, shutdown).await,
+        Command::RegistrySync(a) => {
+            let (listen, grpc_listen) = (a.listen, a.grpc_listen);
+            let config = a.into_config()?;
+            let http = bind(listen, false, "registry").await?;
+            let grpc = bind(grpc_listen, false, "registry-sync gRPC").await?;
+            workflow_registry_sync::run(config, grpc, http, shutdown).await?;
+            Ok(())
+        }
         Command::Builder(a) => {
             let l = bind(
                 a.grpc_listen.unwrap_or(parse(defaults::BUILDER_GRPC)),
@@ -261,6 +277,7 @@ fn controller_config(data_dir: &Path, a: &StoreArgs) -> Result<workflow_controll
         registration: RegistrationMode::Enabled,
         builder_key: String::new(),
         logger: None,
+        registry: None,
     };
     let mut cfg = workflow_controller::Config::load_from(a.config.as_deref(), &env, defaults)?;
     // Flags beat everything.
@@ -310,6 +327,7 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
     let grpc = bind(a.controller_grpc_listen, r, "controller gRPC").await?;
     let builder = bind(a.builder_grpc_listen, r, "builder gRPC").await?;
     let registry = bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?;
+    let registry_http = bind(a.registry_listen, r, "registry").await?;
     let logger = bind(a.logger_grpc_listen, r, "logger gRPC").await?;
     let metrics = bind(a.metrics_listen, r, "metrics").await?;
 
@@ -318,6 +336,9 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
     eps.insert("controller_grpc".into(), url(&grpc)?);
     eps.insert("builder_grpc".into(), url(&builder)?);
     eps.insert("logger".into(), url(&logger)?);
+    eps.insert("registry".into(), url(&registry_http)?);
+    eps.insert("registry_sync_grpc".into(), url(&registry)?);
+    cfg.registry = Some(eps["registry_sync_grpc"].clone());
     eps.insert("metrics".into(), format!("{}/metrics", url(&metrics)?));
     cfg.logger = Some(eps["logger"].clone());
 
@@ -354,8 +375,24 @@ async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
             .await
             .context("logger")
     });
-    // registry-sync joins here as its daemon lands.
-    drop(registry);
+    let registry_config = workflow_registry_sync::Config {
+        registry_url: registry_http.local_addr()?.to_string(),
+        storage: workflow_registry_sync::config::StorageConfig::Filesystem(
+            a.data_dir.join("registry"),
+        ),
+        auth: workflow_registry_sync::config::AuthConfig {
+            controller_url: Some(eps["controller_grpc"].clone()),
+            builder_key: cfg.builder_key.clone(),
+            node_credential: None,
+        },
+        ..Default::default()
+    };
+    let s = shutdown.clone();
+    tasks.spawn(async move {
+        workflow_registry_sync::run(registry_config, registry, registry_http, s)
+            .await
+            .context("registry-sync")
+    });
     serve_metrics(metrics, shutdown.clone());
 
     wait_ready(&controller_url).await?;

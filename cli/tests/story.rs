@@ -338,3 +338,184 @@ fn logs_tail_search_and_follow_through_workflow_up() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("a brand new line"));
 }
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Writes a one-layer linux/amd64 image (CMD + EXPOSE 8080) as an OCI layout, tag `t`.
+fn oci_layout(dir: &Path, seed: &str) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let d = sha256(data);
+        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), data).unwrap();
+        (d, data.len())
+    };
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), format!("hello from {seed}\n")).unwrap();
+    let tar = dir.join("layer.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&root)
+            .arg("hello.txt")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let layer = std::fs::read(&tar).unwrap();
+    let (layer_digest, layer_size) = put(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh", "-c", "serve"], "ExposedPorts": {"8080/tcp": {}}},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    })
+    .to_string();
+    let (config_digest, config_size) = put(config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+    })
+    .to_string();
+    let (manifest_digest, manifest_size) = put(manifest.as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size,
+                       "annotations": {"org.opencontainers.image.ref.name": "t"}}],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    Command::new("skopeo")
+        .args(args)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run skopeo")
+}
+
+#[test]
+fn deis_pull_from_a_registry_then_read_with_skopeo() {
+    let Ok(peer) = std::env::var("WORKFLOW_TEST_PEER_REGISTRY") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "WORKFLOW_TEST_PEER_REGISTRY is not set under CI: scripts/test starts docker-registry"
+        );
+        eprintln!("skipping: set WORKFLOW_TEST_PEER_REGISTRY (scripts/peers/docker-registry.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let layout = dir.path().join("layout");
+    oci_layout(&layout, &seed);
+    let source = format!("{peer}/e2e/api-{seed}:1.4");
+    let out = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:t", layout.display()),
+        &format!("docker://{source}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "seeding the peer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let cwd = dir.path();
+    let (platform, url) = up(dir.path());
+    ok(
+        &home,
+        cwd,
+        &[
+            "register",
+            &url,
+            "--username",
+            "alice",
+            "--password",
+            "s3cret",
+        ],
+    );
+    ok(&home, cwd, &["create", "api", "--no-remote"]);
+    let out = ok(&home, cwd, &["pull", &source, "-a", "api"]);
+    assert!(out.contains("deployed api:v2"), "{out}");
+    assert!(
+        out.contains("layer ") && out.contains("copied"),
+        "progress per layer: {out}"
+    );
+    let out = ok(&home, cwd, &["builds", "-a", "api", "--json"]);
+    let builds: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let image = builds[0]["image"].as_str().unwrap().to_string();
+    assert!(
+        image.contains("/api@sha256:"),
+        "the build runs the copy in the platform registry: {image}"
+    );
+    assert_eq!(builds[0]["port"], 8080, "PORT from EXPOSE");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&home, cwd, &["info", "-a", "api", "--json"])).unwrap();
+    assert_eq!(
+        info["app"]["structure"],
+        serde_json::json!({"cmd": 1}),
+        "the image's command runs as `cmd`"
+    );
+
+    // Any OCI client reads it with the user's name and API token; nobody else can.
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join(".deis/client.json")).unwrap())
+            .unwrap();
+    let creds = format!("alice:{}", profile["token"].as_str().unwrap());
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{image}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "alice:wrong",
+        &format!("docker://{image}"),
+    ]);
+    assert!(!out.status.success(), "a wrong token is refused");
+
+    // Pulling again skips what is already there; a missing image is a clear error.
+    let out = ok(&home, cwd, &["pull", &source, "-a", "api"]);
+    assert!(
+        out.contains("already present") && out.contains("deployed api:v3"),
+        "{out}"
+    );
+    let out = deis(
+        &home,
+        cwd,
+        &["pull", &format!("{peer}/e2e/nothing-{seed}:1"), "-a", "api"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing-"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(platform);
+}

@@ -18,6 +18,8 @@ pub struct Config {
     pub builder_key: String,
     /// gRPC URL of the logger's aggregator (`deis logs` answers 503 without one).
     pub logger: Option<String>,
+    /// gRPC URL of registry-sync (image builds are imported through it when set).
+    pub registry: Option<String>,
 }
 
 /// The config file's shape (TOML); every key optional, unknown keys refused.
@@ -28,6 +30,7 @@ struct FileConfig {
     registration: Option<RegistrationMode>,
     builder_key: Option<String>,
     logger: Option<String>,
+    registry: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -72,7 +75,7 @@ fn parse_mode(s: &str) -> Option<RegistrationMode> {
 
 impl Config {
     /// Merges, by precedence: environment (`WORKFLOW_DATABASE_URL`,
-    /// `WORKFLOW_REGISTRATION_MODE`, `WORKFLOW_BUILDER_KEY`, `WORKFLOW_LOGGER_URL`), then the TOML file text,
+    /// `WORKFLOW_REGISTRATION_MODE`, `WORKFLOW_BUILDER_KEY`, `WORKFLOW_LOGGER_URL`, `WORKFLOW_REGISTRY_SYNC_URL`), then the TOML file text,
     /// then `defaults`.
     pub fn load(
         file: Option<(&Path, &str)>,
@@ -101,6 +104,9 @@ impl Config {
         if let Some(v) = parsed.logger {
             cfg.logger = Some(v);
         }
+        if let Some(v) = parsed.registry {
+            cfg.registry = Some(v);
+        }
         if let Some(v) = env.get("WORKFLOW_DATABASE_URL") {
             cfg.database = v.clone();
         }
@@ -116,6 +122,9 @@ impl Config {
         }
         if let Some(v) = env.get("WORKFLOW_LOGGER_URL") {
             cfg.logger = Some(v.clone());
+        }
+        if let Some(v) = env.get("WORKFLOW_REGISTRY_SYNC_URL") {
+            cfg.registry = Some(v.clone());
         }
         Ok(cfg)
     }
@@ -149,6 +158,7 @@ mod tests {
             registration: RegistrationMode::Enabled,
             builder_key: "k".into(),
             logger: None,
+            registry: None,
         }
     }
 

@@ -501,6 +501,7 @@ impl pb::hooks_server::Hooks for Grpc {
                     } else {
                         String::new()
                     },
+                    port: None,
                 },
             )
             .await?;

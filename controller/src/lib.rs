@@ -8,6 +8,7 @@
 //! - [`grpc`]: the gRPC API (tonic)
 //! - [`runtime`]: where releases run ([`runtime::Runtime`])
 //! - [`logs`]: where `deis logs` reads from
+//! - [`images`]: where `deis pull` imports images through
 //! - [`model`], [`validate`], [`sshkey`]: objects, input validation, SSH key parsing
 //! - [`error`]: the error type and its one mapping to HTTP and gRPC codes
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod images;
 pub mod logs;
 mod metrics;
 pub mod model;
@@ -45,6 +47,9 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
     );
     if let Some(url) = config.logger.as_deref().filter(|u| !u.is_empty()) {
         ctl = ctl.with_logs(Arc::new(logs::Aggregator::new(url)));
+    }
+    if let Some(url) = config.registry.as_deref().filter(|u| !u.is_empty()) {
+        ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url)));
     }
     Ok(Arc::new(ctl))
 }

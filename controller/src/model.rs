@@ -125,6 +125,9 @@ pub struct Build {
     pub procfile: BTreeMap<String, String>,
     /// Non-empty when built from a Dockerfile.
     pub dockerfile: String,
+    /// The port the image listens on (its first EXPOSE), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Creation time.
     pub created: String,
     /// Update time.

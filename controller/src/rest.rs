@@ -594,26 +594,72 @@ struct BuildBody {
     dockerfile: Option<String>,
 }
 
+#[derive(Default, serde::Deserialize)]
+struct BuildParams {
+    progress: Option<String>,
+}
+
+/// `POST /v2/apps/<app>/builds/` with an image: imported into the platform registry
+/// (when registry-sync is configured), recorded and released, as Deis does for
+/// `deis pull`. With `?progress=true` the answer is streamed as JSON lines:
+/// `{"message": ..}`, `{"layer": {..}}`, then `{"build": .., "release": ..}` or `{"error": ..}`.
 async fn create_build(
     State(s): State<RestState>,
     Auth(u): Auth,
     Path(app): Path<String>,
+    Query(q): Query<BuildParams>,
     Body(b): Body<BuildBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (build, _) = s
-        .ctl
-        .create_build(
-            &u,
-            &app,
-            NewBuild {
-                image: b.image,
-                procfile: b.procfile.unwrap_or_default(),
-                sha: b.sha.unwrap_or_default(),
-                dockerfile: b.dockerfile.unwrap_or_default(),
-            },
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(json!(build))))
+) -> ApiResult<Response> {
+    let procfile = b.procfile.unwrap_or_default();
+    if !s.ctl.imports_images() {
+        let (build, _) = s
+            .ctl
+            .create_build(
+                &u,
+                &app,
+                NewBuild {
+                    image: b.image,
+                    procfile,
+                    sha: b.sha.unwrap_or_default(),
+                    dockerfile: b.dockerfile.unwrap_or_default(),
+                    port: None,
+                },
+            )
+            .await?;
+        return Ok((StatusCode::CREATED, Json(json!(build))).into_response());
+    }
+    if !matches!(q.progress.as_deref(), Some("true" | "1" | "yes")) {
+        let (build, _) = s
+            .ctl
+            .pull(&u, &app, &b.image, procfile, &mut |_| {})
+            .await?;
+        return Ok((StatusCode::CREATED, Json(json!(build))).into_response());
+    }
+    // Refuse bad input and foreign apps before committing to a 200 stream.
+    crate::validate::image_reference(&b.image)?;
+    s.ctl.get_app(&u, &app).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let ctl = s.ctl.clone();
+    tokio::spawn(async move {
+        let events = tx.clone();
+        let mut report = move |p: crate::images::Progress| {
+            let _ = events.send(json!(p).to_string() + "\n");
+        };
+        let last = match ctl.pull(&u, &app, &b.image, procfile, &mut report).await {
+            Ok((build, release)) => json!({ "build": build, "release": release }),
+            Err(e) => json!({ "error": e.to_string(), "status": e.http_status() }),
+        };
+        let _ = tx.send(last.to_string() + "\n");
+    });
+    let stream = futures::StreamExt::map(
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        |line| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line)),
+    );
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn get_build(
@@ -919,6 +965,7 @@ async fn hook_build(
                 procfile: b.procfile.unwrap_or_default(),
                 sha: b.sha,
                 dockerfile: b.dockerfile,
+                port: None,
             },
         )
         .await?;

@@ -30,6 +30,7 @@ impl RunningController {
             registration: RegistrationMode::Enabled,
             builder_key: builder_key.clone(),
             logger: None,
+            registry: None,
         };
         let ctl =
             workflow_controller::open(&config, Arc::new(workflow_controller::runtime::LedgerOnly))

@@ -70,20 +70,10 @@ impl Client {
         })
     }
 
-    /// Sends a request; answers the raw body.
-    pub async fn call_text(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<String> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url);
+    /// Sends a request (with the token) and answers the response if its status is a success.
+    async fn send(&self, mut req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("token {t}"));
-        }
-        if let Some(b) = body {
-            req = req.json(b);
         }
         let res = req.send().await.map_err(|e| {
             anyhow!("cannot reach the controller at {}: {e}\nIs the platform running? Start it with `workflow up`.", self.base)
@@ -97,29 +87,37 @@ impl Client {
             eprintln!("warning: the controller speaks API {v}; this client speaks {API_MAJOR}.x");
         }
         let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(describe(status, &text, &self.base));
-        }
-        Ok(text)
-    }
-
-    /// GETs `path` and answers the response once its status is a success, for streaming.
-    pub async fn get_response(&self, path: &str) -> Result<reqwest::Response> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.get(&url);
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("token {t}"));
-        }
-        let res = req.send().await.map_err(|e| {
-            anyhow!("cannot reach the controller at {}: {e}\nIs the platform running? Start it with `workflow up`.", self.base)
-        })?;
-        let status = res.status();
         if !status.is_success() {
             let text = res.text().await.unwrap_or_default();
             return Err(describe(status, &text, &self.base));
         }
         Ok(res)
+    }
+
+    /// Sends a request; answers the raw body.
+    pub async fn call_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<String> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(self.send(req).await?.text().await.unwrap_or_default())
+    }
+
+    /// GETs `path` for streaming the answer.
+    pub async fn get_response(&self, path: &str) -> Result<reqwest::Response> {
+        self.send(self.http.get(format!("{}{}", self.base, path)))
+            .await
+    }
+
+    /// POSTs `body` to `path` for streaming the answer.
+    pub async fn post_stream(&self, path: &str, body: &Value) -> Result<reqwest::Response> {
+        self.send(self.http.post(format!("{}{}", self.base, path)).json(body))
+            .await
     }
 
     /// GETs every page of a list (up to `limit` items).

@@ -249,6 +249,37 @@ pub enum Command {
         #[arg(long)]
         procfile: Option<String>,
     },
+    /// Deploy a prebuilt image from any registry (copied into the platform registry).
+    Pull {
+        /// Image reference, e.g. registry.example.com/team/api:1.4.
+        image: String,
+        #[command(flatten)]
+        app: AppArg,
+        /// Procfile as JSON or `type: command` lines (default: the image's own command).
+        #[arg(long)]
+        procfile: Option<String>,
+    },
+    /// Set credentials for pulling the app's images from a private registry.
+    #[command(name = "registry:set")]
+    RegistrySet {
+        /// username=... password=... [hostname=...]
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Remove private registry credentials.
+    #[command(name = "registry:unset")]
+    RegistryUnset {
+        /// Keys to remove (username, password, hostname).
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show the app's private registry settings (the password is hidden).
+    #[command(name = "registry:list", alias = "registry")]
+    RegistryList(AppArg),
     /// Set process counts, e.g. `deis scale web=3 worker=1`.
     #[command(alias = "ps:scale")]
     Scale {
@@ -1009,6 +1040,36 @@ async fn run(cli: Cli) -> Result<()> {
             let v = latest_version(&c, &app).await?;
             progress_done(&format!("done, {app} is now at v{v}"));
         }
+        Command::Pull {
+            image,
+            app,
+            procfile,
+        } => {
+            let (_, c) = ctx.session()?;
+            let app = app_name(&app)?;
+            let mut body = json!({ "image": image });
+            if let Some(p) = procfile {
+                body["procfile"] = parse_procfile(&p)?;
+            }
+            return pull(&ctx, &c, &app, &image, &body).await;
+        }
+        Command::RegistrySet { pairs, app } => {
+            let values = parse_pairs(&pairs, "a registry setting")?;
+            registry_change(&ctx, &app_name(&app)?, json!(values)).await?;
+        }
+        Command::RegistryUnset { keys, app } => {
+            let values: serde_json::Map<String, Value> =
+                keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+            registry_change(&ctx, &app_name(&app)?, Value::Object(values)).await?;
+        }
+        Command::RegistryList(app) => {
+            let (_, c) = ctx.session()?;
+            let app = app_name(&app)?;
+            let cfg = c
+                .call(Method::GET, &format!("/v2/apps/{app}/config/"), None)
+                .await?;
+            print_registry(&ctx, &app, &cfg)?;
+        }
         Command::Scale { pairs, app } => {
             let (_, c) = ctx.session()?;
             let app = app_name(&app)?;
@@ -1287,6 +1348,117 @@ async fn do_login(ctx: &Ctx, c: &Client, username: &str, password: &str) -> Resu
             response_limit: 100,
         },
     )?;
+    Ok(())
+}
+
+/// Posts a registry-credentials change, reports the new release, prints the settings.
+async fn registry_change(ctx: &Ctx, app: &str, values: Value) -> Result<()> {
+    let (_, c) = ctx.session()?;
+    if !ctx.json {
+        progress("Applying registry information... ");
+    }
+    let cfg = c
+        .call(
+            Method::POST,
+            &format!("/v2/apps/{app}/config/"),
+            Some(&json!({ "registry": values })),
+        )
+        .await?;
+    let v = latest_version(&c, app).await?;
+    if !ctx.json {
+        progress_done(&format!("done, {app} is now at v{v}\n"));
+    }
+    print_registry(ctx, app, &cfg)
+}
+
+fn print_registry(ctx: &Ctx, app: &str, cfg: &Value) -> Result<()> {
+    let registry = cfg.get("registry").cloned().unwrap_or_else(|| json!({}));
+    if ctx.json {
+        return ctx.print_json(&registry);
+    }
+    println!("=== {app} Registry");
+    let rows: Vec<Vec<String>> = registry
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| vec![k.clone(), v.as_str().unwrap_or_default().to_string()])
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        println!("(none: deis registry:set username=USER password=PASS -a {app})");
+    } else {
+        print!("{}", table::render(&["KEY", "VALUE"], &rows));
+    }
+    Ok(())
+}
+
+/// `deis pull`: streams the import's progress (one line per layer), then the new release.
+async fn pull(ctx: &Ctx, c: &Client, app: &str, image: &str, body: &Value) -> Result<()> {
+    use std::collections::HashSet;
+    let mut res = c
+        .post_stream(&format!("/v2/apps/{app}/builds/?progress=true"), body)
+        .await?;
+    if !ctx.json {
+        eprintln!("Pulling {image} into {app}...");
+    }
+    let mut buf = Vec::new();
+    let mut reported: HashSet<(String, String)> = HashSet::new();
+    let mut outcome = None;
+    while let Some(chunk) = res.chunk().await.context("reading the pull progress")? {
+        buf.extend_from_slice(&chunk);
+        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if let Some(m) = event.get("message").and_then(Value::as_str) {
+                if !ctx.json {
+                    eprintln!("  {m}");
+                }
+            } else if let Some(l) = event.get("layer") {
+                let (digest, status) = (s(l, "digest"), s(l, "status"));
+                // Each layer is reported when it is skipped or done, not for every chunk.
+                if status != "copying"
+                    && reported.insert((digest.clone(), status.clone()))
+                    && !ctx.json
+                {
+                    let short: String = digest
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect();
+                    let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
+                    let what = if status == "exists" {
+                        "already present"
+                    } else {
+                        "copied"
+                    };
+                    eprintln!("  layer {short}: {what} ({:.1} MB)", size as f64 / 1e6);
+                }
+            } else {
+                outcome = Some(event);
+            }
+        }
+    }
+    let Some(outcome) = outcome else {
+        bail!("the controller ended the pull without a result; see deis releases -a {app}");
+    };
+    if let Some(err) = outcome.get("error").and_then(Value::as_str) {
+        bail!("{err}");
+    }
+    if ctx.json {
+        return ctx.print_json(&outcome);
+    }
+    let version = outcome
+        .get("release")
+        .and_then(|r| r.get("version"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    println!(
+        "deployed {app}:v{version} ({})",
+        s(&outcome["build"], "image")
+    );
     Ok(())
 }
 

@@ -93,6 +93,10 @@ impl Controller {
                 "the token does not belong to {username:?}"
             )));
         }
+        if app.is_empty() {
+            // A registry login (`docker login`): valid credentials are all it needs.
+            return Ok(());
+        }
         let name = app.to_string();
         // Owners, collaborators and admins may both pull and push; nobody else may do either.
         let need = match action {

@@ -11,6 +11,7 @@
 mod apps;
 mod auth;
 mod hooks;
+mod images;
 mod keys;
 mod logs;
 mod releases;
@@ -23,6 +24,7 @@ pub use auth::RegisterRequest;
 pub use hooks::{RegistryAction, UserApps};
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
 
+use crate::images::ImageImporter;
 use crate::logs::LogSource;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -54,6 +56,7 @@ pub struct Controller {
     runtime: Arc<dyn Runtime>,
     settings: Settings,
     logs: Option<Arc<dyn LogSource>>,
+    images: Option<Arc<dyn ImageImporter>>,
     /// One lock per app: rollouts of one app never overlap.
     deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -74,6 +77,7 @@ impl Controller {
             runtime,
             settings,
             logs: None,
+            images: None,
             deploy_locks: Mutex::new(HashMap::new()),
         }
     }

@@ -35,6 +35,8 @@ pub struct NewBuild {
     pub sha: String,
     /// Non-empty for Dockerfile builds.
     pub dockerfile: String,
+    /// The port the image listens on, when known (becomes `PORT` unless config sets it).
+    pub port: Option<u16>,
 }
 
 /// Changes to a config: `None` unsets a key.
@@ -377,12 +379,17 @@ fn desired(
     build: Option<&Build>,
     config: &ConfigBody,
 ) -> Desired {
+    let mut env = config.values.clone();
+    if let Some(port) = build.and_then(|b| b.port) {
+        env.entry("PORT".to_string())
+            .or_insert_with(|| port.to_string());
+    }
     Desired {
         app: app.to_string(),
         version: release.version,
         image: build.map(|b| b.image.clone()),
         procfile: build.map(|b| b.procfile.clone()).unwrap_or_default(),
-        env: config.values.clone(),
+        env,
         structure: structure.clone(),
     }
 }
@@ -511,7 +518,7 @@ impl Controller {
                 let t = now();
                 let procfile = serde_json::to_string(&build.procfile).map_err(|e| Error::Internal(e.to_string()))?;
                 c.execute(
-                    "INSERT INTO builds (uuid, app_uuid, owner, image, sha, procfile, dockerfile, seq, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE app_uuid = $8), $9, $10)",
+                    "INSERT INTO builds (uuid, app_uuid, owner, image, sha, procfile, dockerfile, seq, created, updated, port) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE app_uuid = $8), $9, $10, $11)",
                     &[
                         uuid.as_str().into(),
                         a.app.uuid.as_str().into(),
@@ -523,6 +530,7 @@ impl Controller {
                         a.app.uuid.as_str().into(),
                         t.as_str().into(),
                         t.into(),
+                        i64::from(build.port.unwrap_or(0)).into(),
                     ],
                 )?;
                 let b = build_by_uuid(c, &uuid)?;

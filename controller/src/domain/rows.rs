@@ -97,7 +97,7 @@ pub(crate) fn config(r: &Row) -> Config {
     }
 }
 
-pub(crate) const BUILD_SELECT: &str = "SELECT b.uuid, a.name, b.owner, b.image, b.sha, b.procfile, b.dockerfile, b.created, b.updated FROM builds b JOIN apps a ON a.uuid = b.app_uuid";
+pub(crate) const BUILD_SELECT: &str = "SELECT b.uuid, a.name, b.owner, b.image, b.sha, b.procfile, b.dockerfile, b.created, b.updated, b.port FROM builds b JOIN apps a ON a.uuid = b.app_uuid";
 
 pub(crate) fn build(r: &Row) -> Build {
     Build {
@@ -108,6 +108,7 @@ pub(crate) fn build(r: &Row) -> Build {
         sha: r.text(4),
         procfile: serde_json::from_str::<BTreeMap<String, String>>(&r.text(5)).unwrap_or_default(),
         dockerfile: r.text(6),
+        port: u16::try_from(r.int(9)).ok().filter(|p| *p > 0),
         created: api_time(&r.text(7)),
         updated: api_time(&r.text(8)),
     }

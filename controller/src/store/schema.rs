@@ -3,7 +3,8 @@
 use super::{Backend, Conn, StoreError};
 
 /// Each migration is one SQL text; `{ID}` is the backend's auto-increment key type.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id {ID},
     username TEXT NOT NULL UNIQUE,
@@ -89,7 +90,11 @@ CREATE TABLE settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE builds ADD COLUMN port BIGINT NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Brings the schema up to date.
 pub(super) fn migrate(conn: &mut dyn Conn) -> Result<(), StoreError> {
