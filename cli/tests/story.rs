@@ -344,8 +344,9 @@ fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
-/// Writes a one-layer linux/amd64 image (CMD + EXPOSE 8080) as an OCI layout, tag `t`.
-fn oci_layout(dir: &Path, seed: &str) {
+/// Writes a one-layer linux/amd64 image (CMD + EXPOSE 8080) as an OCI layout, tag `t`;
+/// with `index`, tag `t` is an image index of that image and a linux/arm64 one.
+fn oci_layout(dir: &Path, seed: &str, index: bool) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| -> (String, usize) {
@@ -385,9 +386,37 @@ fn oci_layout(dir: &Path, seed: &str) {
     })
     .to_string();
     let (manifest_digest, manifest_size) = put(manifest.as_bytes());
+    let (manifest_digest, manifest_size, media_type) = if index {
+        let arm_config = config.replace("amd64", "arm64");
+        let (arm_config_digest, arm_config_size) = put(arm_config.as_bytes());
+        let arm = manifest
+            .replace(&config_digest, &arm_config_digest)
+            .replace(
+                &format!("\"size\":{config_size},"),
+                &format!("\"size\":{arm_config_size},"),
+            );
+        let (arm_digest, arm_size) = put(arm.as_bytes());
+        let list = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm_digest, "size": arm_size, "platform": {"architecture": "arm64", "os": "linux"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size, "platform": {"architecture": "amd64", "os": "linux"}},
+            ],
+        })
+        .to_string();
+        let (d, n) = put(list.as_bytes());
+        (d, n, "application/vnd.oci.image.index.v1+json")
+    } else {
+        (
+            manifest_digest,
+            manifest_size,
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+    };
     let index = serde_json::json!({
         "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size,
+        "manifests": [{"mediaType": media_type, "digest": manifest_digest, "size": manifest_size,
                        "annotations": {"org.opencontainers.image.ref.name": "t"}}],
     });
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
@@ -421,7 +450,7 @@ fn deis_pull_from_a_registry_then_read_with_skopeo() {
             .as_nanos()
     );
     let layout = dir.path().join("layout");
-    oci_layout(&layout, &seed);
+    oci_layout(&layout, &seed, false);
     let source = format!("{peer}/e2e/api-{seed}:1.4");
     let out = skopeo(&[
         "copy",
