@@ -3,7 +3,26 @@
 use super::{Backend, Conn, Row, StoreError, Value};
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-struct Pg(postgres::Client);
+struct Pg {
+    client: postgres::Client,
+    /// Prepared statements by SQL text: one round trip per query instead of two.
+    statements: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl Pg {
+    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self.client.prepare(sql).map_err(map_err)?;
+        // Queries are a fixed set of texts; the bound only guards against surprises.
+        if self.statements.len() >= 512 {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+}
 
 /// Connects to PostgreSQL (plain TCP or Unix socket, as the URL says).
 pub(super) fn connect(url: &str) -> Result<Box<dyn Conn>, StoreError> {
@@ -11,7 +30,10 @@ pub(super) fn connect(url: &str) -> Result<Box<dyn Conn>, StoreError> {
         url: redact(url),
         reason: e.to_string(),
     })?;
-    Ok(Box::new(Pg(client)))
+    Ok(Box::new(Pg {
+        client,
+        statements: Default::default(),
+    }))
 }
 
 /// The URL without its password, for messages.
@@ -70,8 +92,8 @@ fn params(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl Conn for Pg {
     fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let stmt = self.0.prepare(sql).map_err(map_err)?;
-        let rows = self.0.query(&stmt, &params(values)).map_err(map_err)?;
+        let stmt = self.prepare(sql)?;
+        let rows = self.client.query(&stmt, &params(values)).map_err(map_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let mut vals = Vec::with_capacity(r.len());
@@ -106,12 +128,12 @@ impl Conn for Pg {
     }
 
     fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, StoreError> {
-        let stmt = self.0.prepare(sql).map_err(map_err)?;
-        self.0.execute(&stmt, &params(values)).map_err(map_err)
+        let stmt = self.prepare(sql)?;
+        self.client.execute(&stmt, &params(values)).map_err(map_err)
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.0.batch_execute(sql).map_err(map_err)
+        self.client.batch_execute(sql).map_err(map_err)
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
