@@ -174,6 +174,26 @@ fn the_user_story_works_verbatim() {
     assert!(!platform.data.join("endpoints.json").exists());
 }
 
+/// `workflow up` in `dir`, with alice registered and logged in under `dir/home`.
+fn registered(dir: &Path) -> (std::path::PathBuf, Platform) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (platform, url) = up(dir);
+    ok(
+        &home,
+        dir,
+        &[
+            "register",
+            &url,
+            "--username",
+            "alice",
+            "--password",
+            "s3cret",
+        ],
+    );
+    (home, platform)
+}
+
 /// Waits until `deis` prints something containing `want` (retrying: shipping and
 /// indexing are asynchronous), or fails with the last output.
 fn eventually(home: &Path, cwd: &Path, args: &[&str], want: &str) -> String {
@@ -201,22 +221,8 @@ fn logs_tail_search_and_follow_through_workflow_up() {
     use std::io::{BufRead, Write};
 
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let (home, platform) = registered(dir.path());
     let cwd = dir.path();
-    let (platform, url) = up(dir.path());
-    ok(
-        &home,
-        cwd,
-        &[
-            "register",
-            &url,
-            "--username",
-            "alice",
-            "--password",
-            "s3cret",
-        ],
-    );
     ok(&home, cwd, &["create", "hello", "--no-remote"]);
 
     // What the local runtime will write: kubelet's file layout, CRI lines.
@@ -461,22 +467,8 @@ fn deis_pull_from_a_registry_then_read_with_skopeo() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let (home, platform) = registered(dir.path());
     let cwd = dir.path();
-    let (platform, url) = up(dir.path());
-    ok(
-        &home,
-        cwd,
-        &[
-            "register",
-            &url,
-            "--username",
-            "alice",
-            "--password",
-            "s3cret",
-        ],
-    );
     ok(&home, cwd, &["create", "api", "--no-remote"]);
     let out = ok(&home, cwd, &["pull", &source, "-a", "api"]);
     assert!(out.contains("deployed api:v2"), "{out}");

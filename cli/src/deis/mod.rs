@@ -1353,21 +1353,14 @@ async fn do_login(ctx: &Ctx, c: &Client, username: &str, password: &str) -> Resu
 
 /// Posts a registry-credentials change, reports the new release, prints the settings.
 async fn registry_change(ctx: &Ctx, app: &str, values: Value) -> Result<()> {
-    let (_, c) = ctx.session()?;
-    if !ctx.json {
-        progress("Applying registry information... ");
-    }
-    let cfg = c
-        .call(
-            Method::POST,
-            &format!("/v2/apps/{app}/config/"),
-            Some(&json!({ "registry": values })),
-        )
-        .await?;
-    let v = latest_version(&c, app).await?;
-    if !ctx.json {
-        progress_done(&format!("done, {app} is now at v{v}\n"));
-    }
+    let cfg = post_config(
+        ctx,
+        app,
+        "registry",
+        values,
+        "Applying registry information... ",
+    )
+    .await?;
     print_registry(ctx, app, &cfg)
 }
 
@@ -1464,6 +1457,19 @@ async fn pull(ctx: &Ctx, c: &Client, app: &str, image: &str, body: &Value) -> Re
 
 /// Posts a config change (`null` values unset), reports the new release, prints the config.
 async fn change_config(ctx: &Ctx, app: &str, values: Value, doing: &str) -> Result<()> {
+    let cfg = post_config(ctx, app, "values", values, doing).await?;
+    print_config(ctx, app, &cfg, false)
+}
+
+/// Posts a change to one config section (`null` values unset), reports the new release,
+/// and answers the new config.
+async fn post_config(
+    ctx: &Ctx,
+    app: &str,
+    section: &str,
+    values: Value,
+    doing: &str,
+) -> Result<Value> {
     let (_, c) = ctx.session()?;
     if !ctx.json {
         progress(doing);
@@ -1472,14 +1478,14 @@ async fn change_config(ctx: &Ctx, app: &str, values: Value, doing: &str) -> Resu
         .call(
             Method::POST,
             &format!("/v2/apps/{app}/config/"),
-            Some(&json!({ "values": values })),
+            Some(&json!({ section: values })),
         )
         .await?;
     let v = latest_version(&c, app).await?;
     if !ctx.json {
         progress_done(&format!("done, {app} is now at v{v}\n"));
     }
-    print_config(ctx, app, &cfg, false)
+    Ok(cfg)
 }
 
 async fn latest_version(c: &Client, app: &str) -> Result<i64> {
