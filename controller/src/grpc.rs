@@ -52,15 +52,9 @@ fn token_of<T>(req: &Request<T>) -> Result<Option<String>, Status> {
     let v = v
         .to_str()
         .map_err(|_| Status::unauthenticated("invalid authorization metadata"))?;
-    let (scheme, token) = v.split_once(' ').unwrap_or(("", ""));
-    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
-        || token.trim().is_empty()
-    {
-        return Err(Status::unauthenticated(
-            "expected `authorization: token <token>`",
-        ));
-    }
-    Ok(Some(token.trim().to_string()))
+    Ok(Some(
+        crate::domain::token_from_authorization(v)?.to_string(),
+    ))
 }
 
 fn page(p: Option<pb::PageRequest>) -> PageRequest {

@@ -75,17 +75,9 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
     let h = h
         .to_str()
         .map_err(|_| ApiError(Error::Unauthorized("Invalid token header.".into())))?;
-    let mut it = h.splitn(2, ' ');
-    let scheme = it.next().unwrap_or("");
-    let token = it.next().unwrap_or("").trim();
-    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
-        || token.is_empty()
-    {
-        return Err(ApiError(Error::Unauthorized(
-            "Invalid token header. Expected `Authorization: token <token>`.".into(),
-        )));
-    }
-    Ok(Some(token.to_string()))
+    Ok(Some(
+        crate::domain::token_from_authorization(h)?.to_string(),
+    ))
 }
 
 impl FromRequestParts<RestState> for Auth {

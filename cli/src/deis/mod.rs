@@ -238,18 +238,8 @@ pub enum Command {
         #[arg(short = 'l', long, default_value_t = 100)]
         limit: usize,
     },
-    /// Record a build from an image and release it.
-    #[command(name = "builds:create")]
-    BuildsCreate {
-        /// Image reference.
-        image: String,
-        #[command(flatten)]
-        app: AppArg,
-        /// Procfile as JSON or YAML-like `type: command` lines.
-        #[arg(long)]
-        procfile: Option<String>,
-    },
     /// Deploy a prebuilt image from any registry (copied into the platform registry).
+    #[command(alias = "builds:create")]
     Pull {
         /// Image reference, e.g. registry.example.com/team/api:1.4.
         image: String,
@@ -1012,33 +1002,6 @@ async fn run(cli: Cli) -> Result<()> {
                 "{}",
                 table::render(&["UUID", "CREATED", "OWNER", "IMAGE"], &rows)
             );
-        }
-        Command::BuildsCreate {
-            image,
-            app,
-            procfile,
-        } => {
-            let (_, c) = ctx.session()?;
-            let app = app_name(&app)?;
-            let mut body = json!({"image": image});
-            if let Some(p) = procfile {
-                body["procfile"] = parse_procfile(&p)?;
-            }
-            if !ctx.json {
-                progress("Creating build... ");
-            }
-            let b = c
-                .call(
-                    Method::POST,
-                    &format!("/v2/apps/{app}/builds/"),
-                    Some(&body),
-                )
-                .await?;
-            if ctx.json {
-                return ctx.print_json(&b);
-            }
-            let v = latest_version(&c, &app).await?;
-            progress_done(&format!("done, {app} is now at v{v}"));
         }
         Command::Pull {
             image,

@@ -80,6 +80,20 @@ fn insert_token(c: &mut dyn crate::store::Conn, user_id: i64) -> Result<String> 
     Ok(token)
 }
 
+/// The token of an `Authorization` value: `token <t>` (Deis) or `Bearer <t>`.
+pub fn token_from_authorization(value: &str) -> Result<&str> {
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+        || token.is_empty()
+    {
+        return Err(Error::Unauthorized(
+            "Invalid token header. Expected `Authorization: token <token>`.".into(),
+        ));
+    }
+    Ok(token)
+}
+
 fn login_failed() -> Error {
     Error::invalid(
         "non_field_errors",

@@ -20,7 +20,7 @@ mod rows;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use auth::RegisterRequest;
+pub use auth::{RegisterRequest, token_from_authorization};
 pub use hooks::{RegistryAction, UserApps};
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
 
