@@ -4,4 +4,4 @@
 # Uses ripgrep (`rg`) as the search baseline when installed. Not part of the pass/fail suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LOGGER_BENCH_MIB="${1:-256}" exec cargo bench -p workflow-logger --bench pipeline
+LOGGER_BENCH_MIB="${1:-256}" exec cargo bench -p workflow-cli --bench logger_pipeline

@@ -1,6 +1,6 @@
-//! The builder daemon as a library: [`run`] serves it on a bound listener until shutdown.
+//! The builder daemon as a library: [`run`] serves it on bound listeners until shutdown.
 //!
-//! - `config`: what the daemon is told at start
+//! - `config`: what the daemon is told at start, and its pure loader
 //! - `grpc`: the gRPC adapter (with health and reflection)
 //! - `error`: the crate's error type
 
@@ -10,15 +10,19 @@ pub mod grpc;
 
 pub use config::Config;
 pub use error::{Error, Result};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpListener;
+pub use workflow_common::shutdown::Shutdown;
 use workflow_proto::builder::v1::builder_server::BuilderServer;
 
-/// Serves the builder gRPC API on `listener` until `shutdown` is cancelled.
-pub async fn run(
-    config: Config,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// The builder's already bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gRPC API.
+    pub grpc: TcpListener,
+}
+
+/// Serves the builder until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
     let base = workflow_common::grpc::base_routes();
     let service = grpc::Service {
         info: config.info(),
@@ -27,7 +31,7 @@ pub async fn run(
         .set_serving::<BuilderServer<grpc::Service>>()
         .await;
     let routes = base.routes.add_service(BuilderServer::new(service));
-    tracing::info!(addr = ?listener.local_addr().ok(), "builder serving gRPC");
-    workflow_common::grpc::serve(routes, listener, shutdown.cancelled_owned()).await?;
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "builder serving gRPC");
+    workflow_common::grpc::serve(routes, listeners.grpc, &shutdown).await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! The two binaries' code: [`deis`] (the user's client) and [`server`] (`workflow`,
+//! The two binaries' code: [`deis`] (the user's client) and [`workflow`] (the server binary,
 //! which runs the daemons). The `src/bin` files only call into here.
 
 pub mod deis;
-pub mod server;
+pub mod workflow;

@@ -59,16 +59,18 @@ where
     }
 }
 
-/// Serves `routes` on an already bound listener until `shutdown` completes.
+/// Serves `routes` on an already bound listener until `shutdown`, draining open calls for the
+/// grace period and then cutting them.
 pub async fn serve(
     routes: Routes,
     listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: &crate::shutdown::Shutdown,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let stop = shutdown.token().clone().cancelled_owned();
+    let server = tonic::transport::Server::builder()
         .layer(tower::layer::layer_fn(Counted))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .serve_with_incoming_shutdown(incoming, stop);
+    shutdown.drain("grpc", server).await.unwrap_or(Ok(()))
 }

@@ -1,150 +1,85 @@
-//! Controller configuration: file, then environment, then defaults, in one pure loader.
+//! Controller configuration: file, then environment, then defaults, in one pure loader
+//! ([`Config::load`]).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+pub use workflow_common::config::ConfigError;
 
 use crate::domain::RegistrationMode;
 
 /// What the controller is told at start.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Metadata store: `postgres://...`, `sqlite://PATH`, a file path, or `sqlite::memory:`.
+    /// REST listen address (standalone `workflow controller`).
+    pub listen: SocketAddr,
+    /// gRPC listen address (standalone `workflow controller`).
+    pub grpc_listen: SocketAddr,
+    /// Metadata store: `postgres://...`, `sqlite://PATH`, a file path, or `sqlite::memory:`;
+    /// empty means `DATA_DIR/controller.db`, filled in by the binary.
     pub database: String,
     /// Who may register.
     pub registration: RegistrationMode,
-    /// Shared secret for hooks from the builder and registry-sync.
+    /// Shared secret for hooks from the builder and registry-sync; empty means generated into
+    /// the data dir by the binary.
     pub builder_key: String,
     /// gRPC URL of the logger's aggregator (`deis logs` answers 503 without one).
     pub logger: Option<String>,
     /// gRPC URL of registry-sync (image builds are imported through it when set).
     pub registry: Option<String>,
+    /// How long open connections may finish after a stop request before they are cut.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
-/// The config file's shape (TOML); every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database: Option<String>,
-    registration: Option<RegistrationMode>,
-    builder_key: Option<String>,
-    logger: Option<String>,
-    registry: Option<String>,
-}
-
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or has unknown keys.
-    #[error("config file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// An environment variable has a bad value.
-    #[error("environment variable {name}={value:?}: {message}")]
-    Env {
-        /// Variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-fn parse_mode(s: &str) -> Option<RegistrationMode> {
-    match s {
-        "enabled" => Some(RegistrationMode::Enabled),
-        "admin_only" => Some(RegistrationMode::AdminOnly),
-        "disabled" => Some(RegistrationMode::Disabled),
-        _ => None,
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            database: String::new(),
+            registration: RegistrationMode::Enabled,
+            builder_key: String::new(),
+            logger: None,
+            registry: None,
+            shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
+        }
     }
 }
 
+/// Environment variables and the keys they set.
+pub const ENV: &[(&str, &str)] = &[
+    ("WORKFLOW_CONTROLLER_LISTEN", "listen"),
+    ("WORKFLOW_CONTROLLER_GRPC_LISTEN", "grpc_listen"),
+    ("WORKFLOW_DATABASE_URL", "database"),
+    ("WORKFLOW_REGISTRATION_MODE", "registration"),
+    ("WORKFLOW_BUILDER_KEY", "builder_key"),
+    ("WORKFLOW_LOGGER_URL", "logger"),
+    ("WORKFLOW_REGISTRY_SYNC_URL", "registry"),
+    ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
+];
+
 impl Config {
-    /// Merges, by precedence: environment (`WORKFLOW_DATABASE_URL`,
-    /// `WORKFLOW_REGISTRATION_MODE`, `WORKFLOW_BUILDER_KEY`, `WORKFLOW_LOGGER_URL`, `WORKFLOW_REGISTRY_SYNC_URL`), then the TOML file text,
-    /// then `defaults`.
+    /// `defaults`, overridden by the TOML `file` (path and text), overridden by [`ENV`].
     pub fn load(
         file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
-        defaults: Config,
+        defaults: &Config,
     ) -> Result<Config, ConfigError> {
-        let parsed = match file {
-            Some((path, text)) => {
-                toml::from_str::<FileConfig>(text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
-            }
-            None => FileConfig::default(),
-        };
-        let mut cfg = defaults;
-        if let Some(v) = parsed.database {
-            cfg.database = v;
-        }
-        if let Some(v) = parsed.registration {
-            cfg.registration = v;
-        }
-        if let Some(v) = parsed.builder_key {
-            cfg.builder_key = v;
-        }
-        if let Some(v) = parsed.logger {
-            cfg.logger = Some(v);
-        }
-        if let Some(v) = parsed.registry {
-            cfg.registry = Some(v);
-        }
-        if let Some(v) = env.get("WORKFLOW_DATABASE_URL") {
-            cfg.database = v.clone();
-        }
-        if let Some(v) = env.get("WORKFLOW_REGISTRATION_MODE") {
-            cfg.registration = parse_mode(v).ok_or_else(|| ConfigError::Env {
-                name: "WORKFLOW_REGISTRATION_MODE",
-                value: v.clone(),
-                message: "expected enabled, admin_only or disabled".into(),
-            })?;
-        }
-        if let Some(v) = env.get("WORKFLOW_BUILDER_KEY") {
-            cfg.builder_key = v.clone();
-        }
-        if let Some(v) = env.get("WORKFLOW_LOGGER_URL") {
-            cfg.logger = Some(v.clone());
-        }
-        if let Some(v) = env.get("WORKFLOW_REGISTRY_SYNC_URL") {
-            cfg.registry = Some(v.clone());
-        }
-        Ok(cfg)
+        workflow_common::config::load(defaults, file, env, ENV)
     }
 
-    /// Reads the file at `path` (if any) and calls [`Config::load`].
-    pub fn load_from(
-        path: Option<&Path>,
-        env: &HashMap<String, String>,
-        defaults: Config,
-    ) -> Result<Config, ConfigError> {
-        let text = match path {
-            Some(p) => Some(
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?,
-            ),
-            None => None,
-        };
-        Config::load(path.zip(text.as_deref()), env, defaults)
+    /// A configuration for tests: a SQLite database at `database` and a fixed builder key.
+    pub fn for_tests(database: &str, builder_key: &str) -> Config {
+        Config {
+            database: database.to_string(),
+            builder_key: builder_key.to_string(),
+            ..Config::default()
+        }
     }
 }
 
@@ -153,13 +88,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> Config {
-        Config {
-            database: "wf.db".into(),
-            registration: RegistrationMode::Enabled,
-            builder_key: "k".into(),
-            logger: None,
-            registry: None,
-        }
+        Config::for_tests("wf.db", "k")
     }
 
     #[test]
@@ -169,10 +98,17 @@ mod tests {
             "WORKFLOW_DATABASE_URL".to_string(),
             "postgres://x/y".to_string(),
         )]);
-        let c = Config::load(Some((Path::new("c.toml"), file)), &env, defaults()).unwrap();
+        let c = Config::load(Some((Path::new("c.toml"), file)), &env, &defaults()).unwrap();
         assert_eq!(c.database, "postgres://x/y");
         assert_eq!(c.registration, RegistrationMode::AdminOnly);
         assert_eq!(c.builder_key, "k");
+        let env = HashMap::from([
+            ("WORKFLOW_LOGGER_URL".to_string(), "http://l:1".to_string()),
+            ("WORKFLOW_SHUTDOWN_GRACE".to_string(), "2s".to_string()),
+        ]);
+        let c = Config::load(None, &env, &defaults()).unwrap();
+        assert_eq!(c.logger.as_deref(), Some("http://l:1"));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(2));
     }
 
     #[test]
@@ -180,7 +116,7 @@ mod tests {
         let e = Config::load(
             Some((Path::new("c.toml"), "databse = \"x\"")),
             &HashMap::new(),
-            defaults(),
+            &defaults(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("databse"), "{e}");
@@ -188,7 +124,7 @@ mod tests {
             "WORKFLOW_REGISTRATION_MODE".to_string(),
             "sometimes".to_string(),
         )]);
-        let e = Config::load(None, &env, defaults()).unwrap_err();
+        let e = Config::load(None, &env, &defaults()).unwrap_err();
         assert!(e.to_string().contains("sometimes"), "{e}");
     }
 }

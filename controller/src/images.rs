@@ -1,29 +1,14 @@
 //! Importing prebuilt images (`deis pull`) into the platform registry through
 //! registry-sync, over gRPC.
 
-use workflow_proto::registry::v1::ImportRequest;
-use workflow_registry_sync::client::{ImportEvent, import};
+use workflow_clients::registry::{ImportRequest, RegistryClient};
+use workflow_clients::{ClientError, Kind};
+use workflow_proto::status::HasKind;
 
 use crate::error::{Error, Result};
 
-/// One progress step of an import, for the user.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Progress {
-    /// A line of text.
-    Message(String),
-    /// A layer: `status` is `exists`, `copying` or `done`.
-    Layer {
-        /// Layer digest.
-        digest: String,
-        /// Size in bytes.
-        size: u64,
-        /// Bytes copied so far.
-        copied: u64,
-        /// State of the layer.
-        status: String,
-    },
-}
+/// One progress step of an import, for the user (streamed as JSON lines by `deis pull`).
+pub use workflow_clients::registry::ImportEvent as Progress;
 
 /// An image now in the platform registry.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,15 +34,15 @@ pub trait ImageImporter: Send + Sync + 'static {
 
 /// registry-sync at a gRPC URL.
 pub struct RegistrySync {
-    url: String,
+    client: RegistryClient,
 }
 
 impl RegistrySync {
     /// registry-sync's gRPC URL (`http://127.0.0.1:8020`).
-    pub fn new(url: &str) -> Self {
-        RegistrySync {
-            url: url.to_string(),
-        }
+    pub fn new(url: &str) -> Result<Self> {
+        let client = RegistryClient::new(url)
+            .map_err(|e| Error::Internal(format!("registry-sync client: {e}")))?;
+        Ok(RegistrySync { client })
     }
 }
 
@@ -79,33 +64,24 @@ impl ImageImporter for RegistrySync {
             insecure: false,
             tag: String::new(),
         };
-        let result = import(&self.url, req, |e| match e {
-            ImportEvent::Message(m) => progress(Progress::Message(m)),
-            ImportEvent::Layer(l) => progress(Progress::Layer {
-                digest: l.digest,
-                size: l.size,
-                copied: l.copied,
-                status: l.status,
-            }),
-        })
-        .await
-        .map_err(|e| match &e {
-            workflow_registry_sync::client::ClientError::Status(s, _)
-                if matches!(
-                    s.code(),
-                    tonic::Code::InvalidArgument
-                        | tonic::Code::NotFound
-                        | tonic::Code::PermissionDenied
-                        | tonic::Code::Unauthenticated
-                ) =>
-            {
-                Error::BadRequest(format!("pulling {image}: {}", s.message()))
-            }
-            _ => Error::Unavailable(format!("pulling {image}: {e}")),
-        })?;
+        let result = self
+            .client
+            .import(req, progress)
+            .await
+            .map_err(|e| import_error(image, &e))?;
         Ok(Imported {
             image: result.image,
             port: u16::try_from(result.port).ok().filter(|p| *p > 0),
         })
+    }
+}
+
+/// What the user is told when an import fails: their mistake (400) or ours (503).
+fn import_error(image: &str, e: &ClientError) -> Error {
+    match e.kind() {
+        Kind::Invalid | Kind::NotFound | Kind::Denied | Kind::Unauthenticated => {
+            Error::BadRequest(format!("pulling {image}: {}", e.message()))
+        }
+        _ => Error::Unavailable(format!("pulling {image}: {e}")),
     }
 }

@@ -11,6 +11,9 @@
 //! - [`images`]: where `deis pull` imports images through
 //! - [`model`], [`validate`], [`sshkey`]: objects, input validation, SSH key parsing
 //! - [`error`]: the error type and its one mapping to HTTP and gRPC codes
+//!
+//! [`run`] takes the config, the bound [`Listeners`] and a [`Shutdown`], like every daemon.
+//! Other daemons are reached only through `workflow-clients` (logs, image imports).
 
 pub mod config;
 pub mod domain;
@@ -32,7 +35,16 @@ pub use config::Config;
 pub use domain::Controller;
 pub use error::{Error, Result};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+pub use workflow_common::shutdown::Shutdown;
+
+/// The controller's already bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The Deis v2 REST API.
+    pub http: TcpListener,
+    /// The gRPC API.
+    pub grpc: TcpListener,
+}
 
 /// Opens the store named in `config` and builds the domain over `runtime`.
 pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result<Arc<Controller>> {
@@ -46,51 +58,53 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
         },
     );
     if let Some(url) = config.logger.as_deref().filter(|u| !u.is_empty()) {
-        ctl = ctl.with_logs(Arc::new(logs::Aggregator::new(url)));
+        ctl = ctl.with_logs(Arc::new(logs::Aggregator::new(url)?));
     }
     if let Some(url) = config.registry.as_deref().filter(|u| !u.is_empty()) {
-        ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url)));
+        ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url)?));
     }
     Ok(Arc::new(ctl))
 }
 
-/// Serves the REST API on `http` and gRPC on `grpc` until `shutdown` is cancelled.
-pub async fn serve(
-    ctl: Arc<Controller>,
-    http: TcpListener,
-    grpc: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// Serves the REST API and gRPC on `listeners` until `shutdown`.
+pub async fn serve(ctl: Arc<Controller>, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
     use axum::ServiceExt as _;
+    let Listeners { http, grpc } = listeners;
     let router = rest::router(rest::RestState { ctl: ctl.clone() });
     let app = tower::util::MapRequest::new(router, rest::normalize_path);
     tracing::info!(http = ?http.local_addr().ok(), grpc = ?grpc.local_addr().ok(), "controller serving");
-    let rest_shutdown = shutdown.clone();
-    let rest = async move {
-        axum::serve(http, app.into_make_service())
-            .with_graceful_shutdown(rest_shutdown.cancelled_owned())
+    let rest = async {
+        workflow_common::http::serve(http, app.into_make_service(), &shutdown, "controller REST")
             .await
             .map_err(|e| Error::Internal(format!("serving REST: {e}")))
     };
     let base = workflow_common::grpc::base_routes();
     let routes = grpc::add_services(base.routes, &base.health, grpc::Grpc::new(ctl)).await;
-    let rpc = async move {
-        workflow_common::grpc::serve(routes, grpc, shutdown.cancelled_owned())
+    let rpc = async {
+        workflow_common::grpc::serve(routes, grpc, &shutdown)
             .await
             .map_err(|e| Error::Internal(format!("serving gRPC: {e}")))
     };
-    tokio::try_join!(rest, rpc)?;
-    Ok(())
+    // Either server failing stops the other.
+    let outcome = tokio::try_join!(
+        async {
+            let r = rest.await;
+            shutdown.cancel();
+            r
+        },
+        async {
+            let r = rpc.await;
+            shutdown.cancel();
+            r
+        }
+    );
+    shutdown.wait_tasks().await;
+    outcome.map(|_| ())
 }
 
-/// Opens the store and serves until shutdown, with no runtime attached yet
-/// (releases are recorded; nothing runs).
-pub async fn run(
-    config: Config,
-    http: TcpListener,
-    grpc: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// Opens the store and serves until `shutdown`, with no runtime attached yet (releases are
+/// recorded; nothing runs).
+pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
     let ctl = open(&config, Arc::new(runtime::LedgerOnly)).await?;
-    serve(ctl, http, grpc, shutdown).await
+    serve(ctl, listeners, shutdown).await
 }

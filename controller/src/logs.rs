@@ -6,8 +6,9 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::OnceCell;
-use workflow_logger::client::{LogClient, Search, format_line, now_unix_nanos, parse_time_bound};
+use workflow_clients::logger::{LogClient, Search, format_line, now_unix_nanos};
+use workflow_clients::{ClientError, Kind};
+use workflow_proto::status::HasKind;
 
 use crate::error::{Error, Result};
 
@@ -44,36 +45,23 @@ pub trait LogSource: Send + Sync + 'static {
 
 /// The logger's aggregator at a gRPC URL.
 pub struct Aggregator {
-    endpoint: String,
-    client: OnceCell<LogClient>,
+    client: LogClient,
 }
 
 impl Aggregator {
     /// An aggregator at `endpoint` (`http://127.0.0.1:8030`); connects on first use.
-    pub fn new(endpoint: &str) -> Self {
-        Aggregator {
-            endpoint: endpoint.to_string(),
-            client: OnceCell::new(),
-        }
+    pub fn new(endpoint: &str) -> Result<Self> {
+        let client =
+            LogClient::new(endpoint).map_err(|e| Error::Internal(format!("logger client: {e}")))?;
+        Ok(Aggregator { client })
     }
 
-    async fn client(&self) -> Result<LogClient> {
-        let c = self
-            .client
-            .get_or_try_init(|| LogClient::connect(&self.endpoint))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(c.clone())
-    }
-
-    fn unavailable(&self, e: workflow_logger::Error) -> Error {
-        match e {
-            workflow_logger::Error::Invalid { what, value } => {
-                Error::BadRequest(format!("invalid {what}: {value}"))
-            }
-            other => Error::Unavailable(format!(
-                "the logger at {} did not answer: {other}",
-                self.endpoint
+    fn unavailable(&self, e: ClientError) -> Error {
+        match e.kind() {
+            Kind::Invalid => Error::BadRequest(format!("invalid request: {}", e.message())),
+            _ => Error::Unavailable(format!(
+                "the logger at {} did not answer: {e}",
+                self.client.url()
             )),
         }
     }
@@ -98,8 +86,7 @@ fn time_bound(field: &'static str, v: &Option<String>) -> Result<Option<i64>> {
 impl LogSource for Aggregator {
     async fn tail(&self, app: &str, n: u32) -> Result<(Vec<String>, u64)> {
         let (records, next) = self
-            .client()
-            .await?
+            .client
             .tail(app, n)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -108,12 +95,11 @@ impl LogSource for Aggregator {
 
     async fn follow(&self, app: &str, cursor: u64) -> Result<LineStream> {
         let stream = self
-            .client()
-            .await?
+            .client
             .follow(app, cursor)
             .await
             .map_err(|e| self.unavailable(e))?;
-        let endpoint = self.endpoint.clone();
+        let endpoint = self.client.url().to_string();
         Ok(Box::pin(stream.map(move |r| {
             r.map(|rec| format_line(&rec))
                 .map_err(|e| Error::Unavailable(format!("following logs from {endpoint}: {e}")))
@@ -130,11 +116,31 @@ impl LogSource for Aggregator {
             page: q.page.filter(|p| !p.is_empty()),
         };
         let (records, next) = self
-            .client()
-            .await?
+            .client
             .search(app, &search)
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok((records.iter().map(format_line).collect(), next))
     }
+}
+
+// TEMP until the shared time-bound parser lands.
+fn parse_time_bound(s: &str, now: i64) -> std::result::Result<i64, ()> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t.timestamp_nanos_opt().ok_or(());
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or(())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().map_err(|_| ())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(()),
+    };
+    n.checked_mul(secs)
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .map(|d| now.saturating_sub(d))
+        .ok_or(())
 }

@@ -19,6 +19,8 @@ pub struct Service {
     pub info: InfoResponse,
     /// The domain.
     pub aggregator: Aggregator,
+    /// Cancelled when the daemon stops: open ship and follow streams end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -37,7 +39,8 @@ impl Logger for Service {
         request: Request<Streaming<ShipBatch>>,
     ) -> Result<Response<Self::ShipStream>, Status> {
         let aggregator = self.aggregator.clone();
-        let mut batches = request.into_inner();
+        let stop = self.shutdown.clone().cancelled_owned();
+        let mut batches = Box::pin(request.into_inner().take_until(stop));
         let acks = async_stream(move |tx| async move {
             while let Some(batch) = batches.next().await {
                 let result = match batch {
@@ -72,11 +75,16 @@ impl Logger for Service {
     ) -> Result<Response<Self::FollowStream>, Status> {
         let r = request.into_inner();
         let stream = self.aggregator.follow(&r.app, r.from_cursor)?;
-        Ok(Response::new(Box::pin(stream.map(|chunk| {
-            chunk
-                .map(|records| FollowResponse { records })
-                .map_err(Status::from)
-        }))))
+        let stop = self.shutdown.clone().cancelled_owned();
+        Ok(Response::new(Box::pin(
+            stream
+                .map(|chunk| {
+                    chunk
+                        .map(|records| FollowResponse { records })
+                        .map_err(Status::from)
+                })
+                .take_until(stop),
+        )))
     }
 
     #[tracing::instrument(skip_all, fields(app = %request.get_ref().app))]

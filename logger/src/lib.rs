@@ -2,29 +2,25 @@
 //! that stores, indexes (tantivy) and serves them: tail, follow and search, nothing lost and
 //! nothing duplicated across restarts, rotations and outages.
 //!
+//! [`run`] takes the [`Config`] (which parts run: ship, aggregate or both), the bound
+//! [`Listeners`] and a [`Shutdown`], like every daemon. Readers use `workflow-clients`.
+//!
 //! - `parse`: pure nom parsers for CRI and Docker json-file lines, timestamps, file names
 //! - `lines`: splits file bytes into logical lines (partial merge, bounds, positions)
 //! - `loggen`: a deterministic log generator (files, partial lines, both rotation styles)
 //! - `tracker`: the shipper's file discovery, identity, rotation handling and checkpoints
-//! - `shipper`: the shipper daemon (gRPC stream with acks, backoff)
+//! - `shipper`: the shipper (gRPC stream with acks, backoff)
 //! - `store`: the aggregator's durable per-app segments with dedup and retention
 //! - `index`: the tantivy index and its writer thread
-//! - `aggregator`: store + index operations; [`run_aggregator`] serves them over gRPC
+//! - `aggregator`: store + index operations, served over gRPC by [`run`]
 //! - `grpc`: the gRPC adapter (with health and reflection)
-//! - `client`: a typed client for tail, follow and search, and the printed line format
-//! - `cli`: clap arguments for `workflow logger ship|aggregate|query`
 //! - `writer`: writes a process's output as a kubelet-style CRI log file (for the local runtime)
-//! - `config`, `error`: configuration and the crate's error type
+//! - `config`, `error`: configuration with its pure loader, and the crate's error type
 //!
-//! Wiring: the aggregator listens on [`DEFAULT_LISTEN`] (127.0.0.1:8030) unless told otherwise;
-//! [`run_aggregator`], [`run_shipper`] and [`run_combined`] take a bound listener and a
-//! cancellation token; [`client::LogClient`] reads (tail, follow, search) and
-//! [`client::format_line`] prints `<time> <app>[<type>.<pod>]: <message>`. Files are
-//! kubelet's `<pod>_<app>_<container>-<id>.log`; pods named `<app>-<type>-...` give the type.
+//! Files are kubelet's `<pod>_<app>_<container>-<id>.log`; pods named `<app>-<type>-...` give
+//! the type.
 
 pub mod aggregator;
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -37,21 +33,62 @@ pub mod store;
 pub mod tracker;
 pub mod writer;
 
-pub use aggregator::{Aggregator, AggregatorConfig, DEFAULT_LISTEN};
-pub use config::Config;
+pub use aggregator::{Aggregator, AggregatorConfig};
+pub use config::{Config, Role};
 pub use error::{Error, Result};
-pub use shipper::{ShipperConfig, run_shipper};
-use tokio_util::sync::CancellationToken;
+pub use shipper::ShipperConfig;
+use tokio::net::TcpListener;
+pub use workflow_common::shutdown::Shutdown;
+use workflow_proto::logger::MAX_MESSAGE_BYTES;
 use workflow_proto::logger::v1::logger_server::LoggerServer;
 
-/// Largest gRPC message the aggregator accepts (a batch holds lines of up to the merge bound).
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// The logger's already bound listeners.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The aggregator's gRPC API; required unless the role is `ship`.
+    pub grpc: Option<TcpListener>,
+}
 
-/// Serves the aggregator's gRPC API on `listener` until `shutdown` is cancelled.
-pub async fn run_aggregator(
+/// Runs the parts of the logger `config.role` names until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
+    let listener = || {
+        listeners.grpc.ok_or_else(|| Error::Invalid {
+            what: "listeners (the aggregator needs its gRPC listener)",
+            value: format!("{:?}", config.role),
+        })
+    };
+    match config.role {
+        Role::Ship => shipper::run_shipper(config.shipper(), shutdown.token().clone()).await,
+        Role::Aggregate => run_aggregator(config.aggregator(), listener()?, shutdown).await,
+        Role::Both => {
+            let listener = listener()?;
+            let mut ship = config.shipper();
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::Unavailable(format!("listener address: {e}")))?;
+            ship.aggregator = format!("http://{addr}");
+            // Stopping one stops both, without cancelling the caller's token.
+            let shutdown = shutdown.child();
+            let agg = tokio::spawn(run_aggregator(
+                config.aggregator(),
+                listener,
+                shutdown.clone(),
+            ));
+            let shipped = shipper::run_shipper(ship, shutdown.token().clone()).await;
+            shutdown.cancel();
+            let agg = agg
+                .await
+                .map_err(|e| Error::Unavailable(format!("aggregator task failed: {e}")))?;
+            shipped.and(agg)
+        }
+    }
+}
+
+/// Opens the aggregator (on a blocking thread) and serves it until `shutdown`.
+async fn run_aggregator(
     config: AggregatorConfig,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
+    listener: TcpListener,
+    shutdown: Shutdown,
 ) -> Result<()> {
     let aggregator = tokio::task::spawn_blocking(move || Aggregator::open(config))
         .await
@@ -62,13 +99,14 @@ pub async fn run_aggregator(
 /// Serves an opened aggregator until `shutdown`, running retention on its interval.
 pub async fn serve(
     aggregator: Aggregator,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
+    listener: TcpListener,
+    shutdown: Shutdown,
 ) -> Result<()> {
     let base = workflow_common::grpc::base_routes();
     let service = grpc::Service {
         info: Config::default().info(),
         aggregator: aggregator.clone(),
+        shutdown: shutdown.token().clone(),
     };
     base.health
         .set_serving::<LoggerServer<grpc::Service>>()
@@ -78,14 +116,14 @@ pub async fn serve(
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     );
-    let retention = {
+    {
         let aggregator = aggregator.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
             let mut tick = tokio::time::interval(aggregator.config().retention_interval);
             loop {
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = stop.cancelled() => return,
                     _ = tick.tick() => {
                         if let Err(e) = aggregator.enforce_retention().await {
                             tracing::error!(error = %e, "retention failed");
@@ -93,38 +131,14 @@ pub async fn serve(
                     }
                 }
             }
-        })
-    };
+        });
+    }
     tracing::info!(addr = ?listener.local_addr().ok(), "logger aggregator serving gRPC");
-    let served =
-        workflow_common::grpc::serve(routes, listener, shutdown.clone().cancelled_owned()).await;
+    let served = workflow_common::grpc::serve(routes, listener, &shutdown).await;
     shutdown.cancel();
-    let _ = retention.await;
+    shutdown.wait_tasks().await;
     let closing = aggregator.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     served?;
     Ok(())
-}
-
-/// Runs an aggregator on `listener` and a shipper feeding it from `shipper.tracker.log_dir`
-/// (`workflow up`); the shipper's `aggregator` endpoint is set to the listener's address.
-pub async fn run_combined(
-    aggregator: AggregatorConfig,
-    mut shipper: ShipperConfig,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    // Stopping one stops both, without cancelling the caller's token.
-    let shutdown = shutdown.child_token();
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Unavailable(format!("listener address: {e}")))?;
-    shipper.aggregator = format!("http://{addr}");
-    let agg = tokio::spawn(run_aggregator(aggregator, listener, shutdown.clone()));
-    let ship = run_shipper(shipper, shutdown.clone()).await;
-    shutdown.cancel();
-    let agg = agg
-        .await
-        .map_err(|e| Error::Unavailable(format!("aggregator task failed: {e}")))?;
-    ship.and(agg)
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use workflow_logger::client::{LogClient, Search};
-use workflow_logger::{AggregatorConfig, run_aggregator};
+use workflow_clients::logger::{LogClient, Search};
+use workflow_common::shutdown::Shutdown;
+use workflow_logger::{Config, Listeners, Role};
 use workflow_proto::logger::v1::logger_client::LoggerClient;
 use workflow_proto::logger::v1::{ShipAck, ShipBatch, ShippedLine};
 
@@ -19,10 +20,21 @@ struct Running {
 async fn start(dir: &std::path::Path) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = AggregatorConfig::new(dir);
-    config.commit_interval = Duration::from_millis(50);
+    let mut config = Config {
+        role: Role::Aggregate,
+        ..Config::default()
+    };
+    config.aggregate.data_dir = dir.to_path_buf();
+    config.aggregate.commit_interval = Duration::from_millis(50);
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_aggregator(config, listener, shutdown.clone()));
+    let listeners = Listeners {
+        grpc: Some(listener),
+    };
+    let task = tokio::spawn(workflow_logger::run(
+        config,
+        listeners,
+        Shutdown::new(shutdown.clone(), Duration::from_secs(5)),
+    ));
     Running {
         endpoint,
         shutdown,
@@ -127,7 +139,7 @@ async fn ship_tail_follow_search_and_restart() {
     let counts: Vec<(u32, u32)> = acks.iter().map(|a| (a.stored, a.duplicates)).collect();
     assert_eq!(counts, [(2, 0), (1, 1), (2, 0)]);
 
-    let mut client = LogClient::connect(&agg.endpoint).await.unwrap();
+    let mut client = LogClient::new(&agg.endpoint).unwrap();
     let (tail, next) = client.tail("hello", 3).await.unwrap();
     assert_eq!(
         texts(&tail),
@@ -226,7 +238,7 @@ async fn ship_tail_follow_search_and_restart() {
     .await
     .unwrap();
     assert_eq!((acks[0].stored, acks[0].duplicates), (1, 1));
-    let mut client = LogClient::connect(&agg.endpoint).await.unwrap();
+    let mut client = LogClient::new(&agg.endpoint).unwrap();
     let (tail, next) = client.tail("hello", 100).await.unwrap();
     assert_eq!(tail.len(), 7);
     assert_eq!(next, 7);
@@ -248,7 +260,7 @@ async fn hostile_lines_are_stored_verbatim() {
     b.lines[0].message = [&b"\xff\xfe\x00 bad utf8 "[..], &big].concat();
     let acks = ship(&agg.endpoint, vec![b]).await.unwrap();
     assert_eq!(acks[0].stored, 1);
-    let mut client = LogClient::connect(&agg.endpoint).await.unwrap();
+    let mut client = LogClient::new(&agg.endpoint).unwrap();
     let (tail, _) = client.tail("hello", 1).await.unwrap();
     assert_eq!(tail[0].message.len(), (1 << 20) + 13);
     assert!(tail[0].message.starts_with(b"\xff\xfe\x00 bad utf8 "));

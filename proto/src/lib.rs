@@ -4,7 +4,8 @@
 //! - [`controller::v1`]: auth, keys, apps, config, builds, releases, formation, perms, hooks
 //! - [`builder::v1`], [`registry::v1`], [`logger::v1`]: the other daemons' services
 //!
-//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
+//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection; [`status`] is the one mapping between
+//! errors and gRPC status codes.
 
 /// Encoded descriptors of every service, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("workflow_descriptor");
@@ -35,8 +36,14 @@ pub mod registry {
 
 /// The logger's API.
 pub mod logger {
+    /// Largest gRPC message either side of the logger's API accepts (a batch holds lines of
+    /// up to the shipper's merge bound).
+    pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("workflow.logger.v1");
     }
 }
+
+pub mod status;

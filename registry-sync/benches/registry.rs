@@ -136,9 +136,11 @@ impl Ours {
             workflow_registry_sync::Config::default(),
             store,
             Authenticator::new(None, None),
-            grpc,
-            http,
-            shutdown.clone(),
+            workflow_registry_sync::Listeners { http, grpc },
+            workflow_registry_sync::Shutdown::new(
+                shutdown.clone(),
+                std::time::Duration::from_secs(5),
+            ),
         ));
         Ours {
             addr,

@@ -9,12 +9,13 @@
 //! - `auth`: Basic credentials checked against controller users, read-only node credential
 //! - `import`: copying images from external registries
 //! - `digest`, `manifest`, `reference`: pure parsers
-//! - `grpc`: the gRPC adapter (with health and reflection); `client`: the typed client
-//! - `config`, `cli`, `error`: configuration, `workflow registry-sync` flags, the error type
+//! - `grpc`: the gRPC adapter (with health and reflection)
+//! - `config`, `error`: configuration with its pure loader, the error type
+//!
+//! [`run`] takes the [`Config`], the bound [`Listeners`] and a [`Shutdown`], like every daemon;
+//! other daemons call it through `workflow-clients`.
 
 pub mod auth;
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -28,10 +29,10 @@ pub mod store;
 
 use std::sync::Arc;
 
-pub use config::{AuthConfig, Config, StorageConfig};
+pub use config::{AuthConfig, Config, Settings, StorageConfig};
 pub use error::{Error, Result};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+pub use workflow_common::shutdown::Shutdown;
 use workflow_proto::registry::v1::registry_sync_server::RegistrySyncServer;
 
 use crate::store::ObjectStore;
@@ -60,16 +61,20 @@ pub fn authenticator(auth: &AuthConfig) -> Result<auth::Authenticator> {
     ))
 }
 
-/// Serves the gRPC API on `grpc` and the OCI distribution API on `http` until `shutdown`.
-pub async fn run(
-    config: Config,
-    grpc: TcpListener,
-    http: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// registry-sync's already bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The OCI distribution API (HTTP).
+    pub http: TcpListener,
+    /// The gRPC API.
+    pub grpc: TcpListener,
+}
+
+/// Serves the gRPC API and the OCI distribution API until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
     let store = open_store(&config.storage).await?;
     let auth = authenticator(&config.auth)?;
-    run_with(config, store, auth, grpc, http, shutdown).await
+    run_with(config, store, auth, listeners, shutdown).await
 }
 
 /// [`run`] with an already opened store and authenticator (tests inject in-memory ones).
@@ -77,30 +82,29 @@ pub async fn run_with(
     config: Config,
     store: Arc<dyn ObjectStore>,
     auth: auth::Authenticator,
-    grpc: TcpListener,
-    http: TcpListener,
-    shutdown: CancellationToken,
+    listeners: Listeners,
+    shutdown: Shutdown,
 ) -> Result<()> {
+    let Listeners { http, grpc } = listeners;
     let registry = Arc::new(registry::Registry::new(store));
     // Parts left by a previous process can never complete: their hash state is gone.
     if let Err(e) = registry.expire_uploads(config.upload_ttl).await {
         tracing::warn!(error = %e, "cleaning stale uploads failed");
     }
-    let tracker = tokio_util::task::TaskTracker::new();
     {
         let registry = registry.clone();
-        let shutdown = shutdown.clone();
+        let stop = shutdown.clone();
         let ttl = config.upload_ttl;
         let gc = config.gc_interval;
         let grace = config.gc_grace;
-        tracker.spawn(async move {
+        shutdown.spawn(async move {
             let mut sweep = tokio::time::interval(std::time::Duration::from_secs(60).min(ttl));
             let mut gc_tick =
                 tokio::time::interval(gc.unwrap_or(std::time::Duration::from_secs(86400)));
             gc_tick.tick().await;
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    () = stop.cancelled() => break,
                     _ = sweep.tick() => {
                         if let Err(e) = registry.expire_uploads(ttl).await {
                             tracing::warn!(error = %e, "expiring uploads failed");
@@ -122,16 +126,19 @@ pub async fn run_with(
     };
     let app = http::router(state);
     tracing::info!(addr = ?http.local_addr().ok(), "registry-sync serving the OCI distribution API");
-    let http_shutdown = shutdown.clone();
-    let http_task = tracker.spawn(async move {
-        axum::serve(http, app)
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
-            .await
-            .map_err(|e| Error::Serve {
-                op: "serve registry http",
-                source: e,
-            })
-    });
+    let http_task = {
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            let r = workflow_common::http::serve(http, app.into_make_service(), &stop, "registry")
+                .await
+                .map_err(|e| Error::Serve {
+                    op: "serve registry http",
+                    source: e,
+                });
+            stop.cancel();
+            r
+        })
+    };
 
     let base = workflow_common::grpc::base_routes();
     let service = grpc::Service {
@@ -148,16 +155,14 @@ pub async fn run_with(
         .await;
     let routes = base.routes.add_service(RegistrySyncServer::new(service));
     tracing::info!(addr = ?grpc.local_addr().ok(), "registry-sync serving gRPC");
-    let grpc_result =
-        workflow_common::grpc::serve(routes, grpc, shutdown.clone().cancelled_owned()).await;
+    let grpc_result = workflow_common::grpc::serve(routes, grpc, &shutdown).await;
     // Either server stopping stops the daemon.
     shutdown.cancel();
-    tracker.close();
     let http_result = http_task.await.map_err(|e| Error::Serve {
         op: "join registry http",
         source: std::io::Error::other(e),
     })?;
-    tracker.wait().await;
+    shutdown.wait_tasks().await;
     grpc_result?;
     http_result
 }

@@ -9,8 +9,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{Backend, TestImage, run_async, sha, start, write_oci_layout};
+use workflow_clients::registry::{ImportEvent, ImportRequest, ImportResult, RegistryClient};
 use workflow_registry_sync::auth::Authenticator;
-use workflow_registry_sync::client::{self, ImportEvent, ImportRequest};
+
+/// Imports through registry-sync's gRPC API at `url`, as the controller does.
+async fn import(
+    url: &str,
+    request: ImportRequest,
+    on_event: impl FnMut(ImportEvent) + Send,
+) -> workflow_clients::Result<ImportResult> {
+    RegistryClient::new(url)?.import(request, on_event).await
+}
 
 fn request(app: &str, image: &str) -> ImportRequest {
     ImportRequest {
@@ -86,7 +95,7 @@ async fn peer_suite(kind: Backend) {
 
     // Anonymous single image.
     let mut events = Vec::new();
-    let r = client::import(
+    let r = import(
         &reg.grpc_url,
         request("api", &format!("{peer}/team/api-{id}:1.4")),
         |e| events.push(e),
@@ -119,7 +128,7 @@ async fn peer_suite(kind: Backend) {
 
     // Again, into another app: every blob already present is skipped.
     let mut events = Vec::new();
-    client::import(
+    import(
         &reg.grpc_url,
         request("api2", &format!("{peer}/team/api-{id}:1.4")),
         |e| events.push(e),
@@ -133,7 +142,7 @@ async fn peer_suite(kind: Backend) {
     assert_eq!(skipped, 3, "{events:?}");
 
     // An index: linux/amd64 is picked.
-    let r = client::import(
+    let r = import(
         &reg.grpc_url,
         request("multi", &format!("{peer}/team/multi-{id}:2")),
         |_| {},
@@ -143,7 +152,7 @@ async fn peer_suite(kind: Backend) {
     assert_eq!(r.digest, img.digest());
     assert_eq!(r.source_digest, index_digest);
     // By digest.
-    let r = client::import(
+    let r = import(
         &reg.grpc_url,
         request("multi", &format!("{peer}/team/multi-{id}@{index_digest}")),
         |_| {},
@@ -156,7 +165,7 @@ async fn peer_suite(kind: Backend) {
     );
 
     // Basic auth: refused without credentials, works with them.
-    let e = client::import(
+    let e = import(
         &reg.grpc_url,
         request("private", &format!("{auth_peer}/private/api-{id}:1")),
         |_| {},
@@ -167,7 +176,7 @@ async fn peer_suite(kind: Backend) {
     let mut req = request("private", &format!("{auth_peer}/private/api-{id}:1"));
     req.username = user.clone();
     req.password = pass.clone();
-    let r = client::import(&reg.grpc_url, req, |_| {}).await.unwrap();
+    let r = import(&reg.grpc_url, req, |_| {}).await.unwrap();
     assert_eq!(r.digest, img.digest());
 
     // Bad input comes back as a clear error.
@@ -176,7 +185,7 @@ async fn peer_suite(kind: Backend) {
         ("ok", "UPPER/x"),
         ("ok", &format!("{peer}/team/missing:1") as &str),
     ] {
-        let e = client::import(&reg.grpc_url, request(app, image), |_| {})
+        let e = import(&reg.grpc_url, request(app, image), |_| {})
             .await
             .unwrap_err();
         assert!(!e.to_string().is_empty());
@@ -294,25 +303,19 @@ async fn import_uses_bearer_tokens_retries_and_catches_lies() {
     let mut req = request("good", &format!("{addr}/team/good:v1"));
     req.username = "user".into();
     req.password = "pw".into();
-    let r = client::import(&reg.grpc_url, req.clone(), |_| {})
-        .await
-        .unwrap();
+    let r = import(&reg.grpc_url, req.clone(), |_| {}).await.unwrap();
     assert_eq!(r.digest, good.digest());
 
     // Wrong password: the token endpoint refuses.
     req.password = "nope".into();
-    let e = client::import(&reg.grpc_url, req, |_| {})
-        .await
-        .unwrap_err();
+    let e = import(&reg.grpc_url, req, |_| {}).await.unwrap_err();
     assert!(e.to_string().contains("credentials"), "{e}");
 
     // The liar is caught and nothing of the lie is stored.
     let mut req = request("liar", &format!("{addr}/team/liar:lie"));
     req.username = "user".into();
     req.password = "pw".into();
-    let e = client::import(&reg.grpc_url, req, |_| {})
-        .await
-        .unwrap_err();
+    let e = import(&reg.grpc_url, req, |_| {}).await.unwrap_err();
     assert!(e.to_string().contains("verify blob"), "{e}");
     use workflow_registry_sync::store::ObjectStore;
     let keys: Vec<String> = store

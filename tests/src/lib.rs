@@ -26,11 +26,11 @@ impl RunningController {
         let dir = tempfile::tempdir()?;
         let builder_key = "e2e-builder-key".to_string();
         let config = workflow_controller::Config {
-            database: dir.path().join("c.db").to_string_lossy().into_owned(),
             registration: RegistrationMode::Enabled,
-            builder_key: builder_key.clone(),
-            logger: None,
-            registry: None,
+            ..workflow_controller::Config::for_tests(
+                &dir.path().join("c.db").to_string_lossy(),
+                &builder_key,
+            )
         };
         let ctl =
             workflow_controller::open(&config, Arc::new(workflow_controller::runtime::LedgerOnly))
@@ -41,9 +41,8 @@ impl RunningController {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(workflow_controller::serve(
             ctl,
-            http,
-            grpc,
-            shutdown.clone(),
+            workflow_controller::Listeners { http, grpc },
+            workflow_controller::Shutdown::new(shutdown.clone(), std::time::Duration::from_secs(5)),
         ));
         Ok(RunningController {
             http: format!("http://{h}"),

@@ -1,5 +1,5 @@
 //! `workflow`: the server binary.
 
 fn main() -> std::process::ExitCode {
-    workflow_cli::server::main()
+    workflow_cli::workflow::main()
 }

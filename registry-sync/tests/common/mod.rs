@@ -120,9 +120,8 @@ pub async fn start(store: Arc<dyn ObjectStore>, auth: Authenticator) -> Running 
         config,
         store.clone(),
         auth,
-        grpc,
-        http,
-        shutdown.clone(),
+        workflow_registry_sync::Listeners { http, grpc },
+        workflow_registry_sync::Shutdown::new(shutdown.clone(), std::time::Duration::from_secs(5)),
     ));
     Running {
         http: http_addr,

@@ -1,14 +1,16 @@
 //! `workflow up`'s logging path in one process: a local runtime writes CRI files with
-//! [`ContainerLogWriter`], the shipper and the aggregator run via `run_combined`, and
+//! [`ContainerLogWriter`], the shipper and the aggregator run in one `workflow_logger::run`
+//! (role `both`), and
 //! `workflow logger query` prints tail, search and follow output.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use workflow_logger::cli::{QueryArgs, query};
+use workflow_cli::workflow::logger::{QueryArgs, query};
+use workflow_common::shutdown::Shutdown;
 use workflow_logger::parse::Stream;
 use workflow_logger::writer::ContainerLogWriter;
-use workflow_logger::{AggregatorConfig, ShipperConfig, run_combined};
+use workflow_logger::{Config, Listeners, Role};
 
 fn args(endpoint: &str) -> QueryArgs {
     QueryArgs {
@@ -68,12 +70,24 @@ async fn local_runtime_logs_reach_tail_search_and_follow() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let mut agg = AggregatorConfig::new(dir.path().join("logs"));
-    agg.commit_interval = Duration::from_millis(50);
-    let mut ship = ShipperConfig::new(&containers, dir.path().join("shipper"), "");
-    ship.poll_interval = Duration::from_millis(20);
+    let mut config = Config {
+        role: Role::Both,
+        ..Config::default()
+    };
+    config.aggregate.data_dir = dir.path().join("logs");
+    config.aggregate.commit_interval = Duration::from_millis(50);
+    config.ship.log_dir = containers.clone();
+    config.ship.state_dir = dir.path().join("shipper");
+    config.ship.poll_interval = Duration::from_millis(20);
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_combined(agg, ship, listener, shutdown.clone()));
+    let listeners = Listeners {
+        grpc: Some(listener),
+    };
+    let task = tokio::spawn(workflow_logger::run(
+        config,
+        listeners,
+        Shutdown::new(shutdown.clone(), Duration::from_secs(5)),
+    ));
 
     let mut text = String::new();
     for _ in 0..500 {

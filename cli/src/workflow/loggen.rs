@@ -1,69 +1,59 @@
-//! `workflow-loggen`: writes kubelet-style CRI log files for trying and measuring the logger.
+//! `workflow logger gen` (hidden): writes kubelet-style CRI log files for trying and measuring
+//! the logger.
 //!
 //! ```text
-//! workflow-loggen --dir /tmp/logs --app hello --files 4 --lines 100000 --rate 1000 \
+//! workflow logger gen --dir /tmp/logs --app hello --files 4 --lines 100000 --rate 1000 \
 //!     --rotate-every 10000 --rotation rename
 //! ```
 
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use workflow_logger::loggen::{GenFile, Rng, Rotation};
 
+/// How files are rotated.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum RotationArg {
+pub enum RotationArg {
+    /// Renamed away, a new file created.
     Rename,
+    /// Copied away, then truncated.
     Copytruncate,
 }
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "workflow-loggen",
-    version,
-    about = "Writes kubelet-style CRI log files"
-)]
-struct Args {
+/// `workflow logger gen` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
     /// Directory to write `<pod>_<app>_<container>-<id>.log` files into.
     #[arg(long)]
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     /// The app (namespace).
     #[arg(long, default_value = "hello")]
-    app: String,
+    pub app: String,
     /// Number of files (pods), process types alternating web/worker.
     #[arg(long, default_value_t = 1)]
-    files: usize,
+    pub files: usize,
     /// Lines per file.
     #[arg(long, default_value_t = 1000)]
-    lines: u64,
+    pub lines: u64,
     /// Lines per second over all files (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
-    rate: u64,
+    pub rate: u64,
     /// Bytes of text per line beyond the header.
     #[arg(long, default_value_t = 100)]
-    line_bytes: usize,
+    pub line_bytes: usize,
     /// Every this many lines of a file, one line is written as 3 partial pieces (0 = never).
     #[arg(long, default_value_t = 10)]
-    partial_every: u64,
+    pub partial_every: u64,
     /// Rotate each file every this many lines (0 = never).
     #[arg(long, default_value_t = 0)]
-    rotate_every: u64,
+    pub rotate_every: u64,
     /// How files are rotated.
     #[arg(long, value_enum, default_value = "rename")]
-    rotation: RotationArg,
+    pub rotation: RotationArg,
 }
 
-fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: writing logs to {}: {e}", args.dir.display());
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> std::io::Result<()> {
+/// Writes the files `args` describes.
+pub fn run(args: &Args) -> std::io::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     let mut files = (0..args.files.max(1))
         .map(|i| {

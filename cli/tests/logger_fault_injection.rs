@@ -8,11 +8,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use workflow_logger::client::{LogClient, Search};
+use workflow_clients::logger::{LogClient, Search};
 use workflow_logger::loggen::{GenFile, Rng, Rotation, parse_message};
 use workflow_logger::store::{Store, StoreConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_workflow-logger");
+const BIN: &str = env!("CARGO_BIN_EXE_workflow");
 const APPS: [&str; 3] = ["alpha", "beta", "gamma"];
 const FILES: usize = 9;
 const ROUNDS: usize = 200;
@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 
 fn spawn_aggregator(data: &Path, port: u16) -> Child {
     Command::new(BIN)
-        .args(["aggregate", "--commit-ms", "100", "--listen"])
+        .args(["logger", "aggregate", "--commit-ms", "100", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data)
@@ -37,6 +37,7 @@ fn spawn_aggregator(data: &Path, port: u16) -> Child {
 fn spawn_shipper(logs: &Path, state: &Path, port: u16) -> Child {
     Command::new(BIN)
         .args([
+            "logger",
             "ship",
             "--poll-ms",
             "20",
@@ -154,7 +155,7 @@ async fn every_line_exactly_once_in_order_despite_kills_and_rotations() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut done = true;
-        if let Ok(mut client) = LogClient::connect(&format!("http://127.0.0.1:{port}")).await {
+        if let Ok(client) = LogClient::new(&format!("http://127.0.0.1:{port}")) {
             for app in APPS {
                 match client.tail(app, 10_000).await {
                     Ok((records, _)) if records.len() as u64 >= expected[app] => {}
@@ -227,7 +228,7 @@ async fn every_line_exactly_once_in_order_despite_kills_and_rotations() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut counts = HashMap::new();
     while Instant::now() < deadline {
-        if let Ok(mut client) = LogClient::connect(&format!("http://127.0.0.1:{port}")).await {
+        if let Ok(client) = LogClient::new(&format!("http://127.0.0.1:{port}")) {
             for app in APPS {
                 if let Ok((hits, _)) = client.search(app, &all).await {
                     counts.insert(app, hits.len() as u64);

@@ -1,9 +1,19 @@
 //! `workflow`: runs every daemon on one machine (`up`) or one daemon each.
+//!
+//! - this module: the `up`, `controller` and `builder` subcommands and shared plumbing
+//! - [`logger`]: `workflow logger ship|aggregate|query` (and the hidden `gen`)
+//! - [`registry_sync`]: `workflow registry-sync` flags
+//!
+//! Each daemon is run through its crate's `run(config, listeners, shutdown)`; its config comes
+//! from that crate's pure loader (file, environment, defaults), then the flags given here.
+
+pub mod loggen;
+pub mod logger;
+pub mod registry_sync;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use workflow_common::endpoints::{self, Endpoints};
+use workflow_common::shutdown::Shutdown;
 use workflow_controller::domain::RegistrationMode;
 
 /// Default listen addresses, one per listener (documented in the README).
@@ -54,14 +65,14 @@ pub enum Command {
     /// Run only the controller (REST + gRPC).
     Controller(ControllerArgs),
     /// Run only the builder.
-    Builder(DaemonArgs),
+    Builder(BuilderArgs),
     /// Run only registry-sync: the OCI registry and image imports.
     #[command(name = "registry-sync")]
-    RegistrySync(Box<workflow_registry_sync::cli::Args>),
+    RegistrySync(Box<registry_sync::Args>),
     /// Run the logger: `ship` on every node, `aggregate` once, `query` to read.
     Logger {
         #[command(subcommand)]
-        command: workflow_logger::cli::LoggerCommand,
+        command: logger::LoggerCommand,
     },
 }
 
@@ -75,7 +86,8 @@ pub struct StoreArgs {
     /// Who may register: enabled, admin_only or disabled. Env: WORKFLOW_REGISTRATION_MODE.
     #[arg(long, value_parser = parse_mode)]
     pub registration: Option<RegistrationMode>,
-    /// A TOML config file for the controller (keys: database, registration, builder_key).
+    /// A TOML config file for the controller (keys: listen, grpc_listen, database,
+    /// registration, builder_key, logger, registry, shutdown_grace).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -134,20 +146,24 @@ pub struct ControllerArgs {
     /// Where the controller keeps its files (SQLite database, builder key).
     #[arg(long, default_value = "./wf")]
     pub data_dir: PathBuf,
-    /// REST listen address.
-    #[arg(long, default_value = defaults::CONTROLLER)]
-    pub listen: SocketAddr,
-    /// gRPC listen address.
-    #[arg(long, default_value = defaults::CONTROLLER_GRPC)]
-    pub grpc_listen: SocketAddr,
+    /// REST listen address [default: 127.0.0.1:8000; env WORKFLOW_CONTROLLER_LISTEN].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// gRPC listen address [default: 127.0.0.1:8001; env WORKFLOW_CONTROLLER_GRPC_LISTEN].
+    #[arg(long)]
+    pub grpc_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
-/// A daemon that only serves gRPC so far.
+/// `workflow builder`.
 #[derive(Debug, Args)]
-pub struct DaemonArgs {
-    /// gRPC listen address.
+pub struct BuilderArgs {
+    /// A TOML config file for the builder (keys: grpc_listen, metrics_listen, git_ssh,
+    /// git_http, shutdown_grace).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:8010; env WORKFLOW_BUILDER_GRPC_LISTEN].
     #[arg(long)]
     pub grpc_listen: Option<SocketAddr>,
     /// Prometheus metrics listen address (none by default).
@@ -169,7 +185,10 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let outcome = rt.block_on(run(cli));
+    // Whatever was cut after the grace period (a blocking read, a stream) must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("workflow: {e:#}");
@@ -179,41 +198,82 @@ pub fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let shutdown = workflow_common::shutdown::on_signals();
+    let stop = workflow_common::shutdown::on_signals();
+    let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
-        Command::Up(a) => up(a, shutdown).await,
+        Command::Up(a) => up(a, &env, stop).await,
         Command::Controller(a) => {
-            let cfg = controller_config(&a.data_dir, &a.store)?;
-            let http = bind(a.listen, false, "controller").await?;
-            let grpc = bind(a.grpc_listen, false, "controller gRPC").await?;
-            workflow_controller::run(cfg, http, grpc, shutdown).await?;
+            let mut cfg = controller_config(&a.data_dir, &a.store, &env)?;
+            if let Some(l) = a.listen {
+                cfg.listen = l;
+            }
+            if let Some(l) = a.grpc_listen {
+                cfg.grpc_listen = l;
+            }
+            let listeners = workflow_controller::Listeners {
+                http: bind(cfg.listen, false, "controller").await?,
+                grpc: bind(cfg.grpc_listen, false, "controller gRPC").await?,
+            };
+            let shutdown = Shutdown::new(stop, cfg.shutdown_grace);
+            workflow_controller::run(cfg, listeners, shutdown).await?;
             Ok(())
         }
-        Command::Logger { command } => workflow_logger::cli::run_command(command, shutdown).await,
+        Command::Logger { command } => logger::run(command, stop).await,
         Command::RegistrySync(a) => {
-            let (listen, grpc_listen) = (a.listen, a.grpc_listen);
-            let config = a.into_config()?;
-            let http = bind(listen, false, "registry").await?;
-            let grpc = bind(grpc_listen, false, "registry-sync gRPC").await?;
-            workflow_registry_sync::run(config, grpc, http, shutdown).await?;
+            let config = a.config(&env)?;
+            let listeners = workflow_registry_sync::Listeners {
+                http: bind(config.listen, false, "registry").await?,
+                grpc: bind(config.grpc_listen, false, "registry-sync gRPC").await?,
+            };
+            let shutdown = Shutdown::new(stop, config.shutdown_grace);
+            workflow_registry_sync::run(config, listeners, shutdown).await?;
             Ok(())
         }
         Command::Builder(a) => {
-            let l = bind(
-                a.grpc_listen.unwrap_or(parse(defaults::BUILDER_GRPC)),
-                false,
-                "builder gRPC",
-            )
-            .await?;
-            spawn_metrics(a.metrics_listen, shutdown.clone()).await?;
-            workflow_builder::run(workflow_builder::Config::default(), l, shutdown).await?;
+            let file = workflow_common::config::read_file(a.config.as_deref())?;
+            let mut cfg = workflow_builder::Config::load(
+                file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+                &env,
+            )?;
+            if let Some(l) = a.grpc_listen {
+                cfg.grpc_listen = l;
+            }
+            if a.metrics_listen.is_some() {
+                cfg.metrics_listen = a.metrics_listen;
+            }
+            let listeners = workflow_builder::Listeners {
+                grpc: bind(cfg.grpc_listen, false, "builder gRPC").await?,
+            };
+            spawn_metrics(cfg.metrics_listen, stop.clone()).await?;
+            let shutdown = Shutdown::new(stop, cfg.shutdown_grace);
+            workflow_builder::run(cfg, listeners, shutdown).await?;
             Ok(())
         }
     }
 }
 
-fn parse(s: &str) -> SocketAddr {
-    s.parse().expect("default addresses are valid")
+// TEMP until the shared time-bound parser lands.
+pub(crate) fn time_bound(s: &str, now: i64) -> Result<i64> {
+    let bad = || {
+        anyhow::anyhow!("invalid time {s:?} (want e.g. 30s, 15m, 2h, 7d or 2024-01-02T15:04:05Z)")
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t.timestamp_nanos_opt().ok_or_else(bad);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs)
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .map(|d| now.saturating_sub(d))
+        .ok_or_else(bad)
 }
 
 async fn bind(addr: SocketAddr, random: bool, what: &str) -> Result<TcpListener> {
@@ -265,21 +325,25 @@ fn write_private(path: &Path, body: &str) -> Result<()> {
     std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))
 }
 
-fn controller_config(data_dir: &Path, a: &StoreArgs) -> Result<workflow_controller::Config> {
+fn controller_config(
+    data_dir: &Path,
+    a: &StoreArgs,
+    env: &HashMap<String, String>,
+) -> Result<workflow_controller::Config> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let defaults = workflow_controller::Config {
-        database: data_dir
+    let file = workflow_common::config::read_file(a.config.as_deref())?;
+    let mut cfg = workflow_controller::Config::load(
+        file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+        env,
+        &workflow_controller::Config::default(),
+    )?;
+    if cfg.database.is_empty() {
+        cfg.database = data_dir
             .join("controller.db")
             .to_string_lossy()
-            .into_owned(),
-        registration: RegistrationMode::Enabled,
-        builder_key: String::new(),
-        logger: None,
-        registry: None,
-    };
-    let mut cfg = workflow_controller::Config::load_from(a.config.as_deref(), &env, defaults)?;
+            .into_owned();
+    }
     // Flags beat everything.
     if let Some(d) = &a.database {
         cfg.database = d.clone();
@@ -303,7 +367,9 @@ async fn spawn_metrics(
 }
 
 fn serve_metrics(l: TcpListener, shutdown: CancellationToken) -> SocketAddr {
-    let addr = l.local_addr().unwrap_or_else(|_| parse(defaults::METRICS));
+    let addr = l
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     tokio::spawn(async move {
         let app = workflow_common::metrics::router::<()>();
         if let Err(e) = axum::serve(l, app)
@@ -320,80 +386,89 @@ fn url(l: &TcpListener) -> Result<String> {
     Ok(format!("http://{}", l.local_addr()?))
 }
 
-async fn up(a: UpArgs, shutdown: CancellationToken) -> Result<()> {
-    let mut cfg = controller_config(&a.data_dir, &a.store)?;
+async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -> Result<()> {
+    let mut cfg = controller_config(&a.data_dir, &a.store, env)?;
     let r = a.random_ports;
-    let http = bind(a.controller_listen, r, "controller").await?;
-    let grpc = bind(a.controller_grpc_listen, r, "controller gRPC").await?;
-    let builder = bind(a.builder_grpc_listen, r, "builder gRPC").await?;
-    let registry = bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?;
-    let registry_http = bind(a.registry_listen, r, "registry").await?;
+    let controller = workflow_controller::Listeners {
+        http: bind(a.controller_listen, r, "controller").await?,
+        grpc: bind(a.controller_grpc_listen, r, "controller gRPC").await?,
+    };
+    let builder = workflow_builder::Listeners {
+        grpc: bind(a.builder_grpc_listen, r, "builder gRPC").await?,
+    };
+    let registry = workflow_registry_sync::Listeners {
+        http: bind(a.registry_listen, r, "registry").await?,
+        grpc: bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?,
+    };
     let logger = bind(a.logger_grpc_listen, r, "logger gRPC").await?;
     let metrics = bind(a.metrics_listen, r, "metrics").await?;
 
     let mut eps = Endpoints::new();
-    eps.insert("controller".into(), url(&http)?);
-    eps.insert("controller_grpc".into(), url(&grpc)?);
-    eps.insert("builder_grpc".into(), url(&builder)?);
+    eps.insert("controller".into(), url(&controller.http)?);
+    eps.insert("controller_grpc".into(), url(&controller.grpc)?);
+    eps.insert("builder_grpc".into(), url(&builder.grpc)?);
     eps.insert("logger".into(), url(&logger)?);
-    eps.insert("registry".into(), url(&registry_http)?);
-    eps.insert("registry_sync_grpc".into(), url(&registry)?);
-    cfg.registry = Some(eps["registry_sync_grpc"].clone());
+    eps.insert("registry".into(), url(&registry.http)?);
+    eps.insert("registry_sync_grpc".into(), url(&registry.grpc)?);
     eps.insert("metrics".into(), format!("{}/metrics", url(&metrics)?));
+    cfg.registry = Some(eps["registry_sync_grpc"].clone());
     cfg.logger = Some(eps["logger"].clone());
-
-    let ctl = workflow_controller::open(&cfg, Arc::new(workflow_controller::runtime::LedgerOnly))
-        .await
-        .with_context(|| format!("opening the metadata store {}", cfg.database))?;
     let controller_url = eps["controller"].clone();
+    // One grace period for the whole platform: the controller's.
+    let shutdown = Shutdown::new(stop, cfg.shutdown_grace);
 
     let mut tasks = tokio::task::JoinSet::new();
-    let s = shutdown.clone();
-    tasks.spawn(async move {
-        workflow_controller::serve(ctl, http, grpc, s)
-            .await
-            .context("controller")
-    });
-    let s = shutdown.clone();
-    tasks.spawn(async move {
-        workflow_builder::run(workflow_builder::Config::default(), builder, s)
-            .await
-            .context("builder")
-    });
-    let s = shutdown.clone();
+    let registry_config = workflow_registry_sync::Config {
+        registry_url: registry.http.local_addr()?.to_string(),
+        storage: workflow_registry_sync::StorageConfig::Filesystem(a.data_dir.join("registry")),
+        auth: workflow_registry_sync::AuthConfig {
+            controller_url: Some(eps["controller_grpc"].clone()),
+            builder_key: cfg.builder_key.clone(),
+            node_credential: None,
+        },
+        shutdown_grace: cfg.shutdown_grace,
+        ..Default::default()
+    };
     let log_dir = a
         .log_dir
         .clone()
         .unwrap_or_else(|| a.data_dir.join("containers"));
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let aggregator = workflow_logger::AggregatorConfig::new(a.data_dir.join("logs"));
-    // run_combined points the shipper at the listener it is given.
-    let shipper =
-        workflow_logger::ShipperConfig::new(log_dir, a.data_dir.join("shipper"), String::new());
+    let mut logger_config = workflow_logger::Config {
+        role: workflow_logger::Role::Both,
+        shutdown_grace: cfg.shutdown_grace,
+        ..Default::default()
+    };
+    logger_config.aggregate.data_dir = a.data_dir.join("logs");
+    logger_config.ship.log_dir = log_dir;
+    logger_config.ship.state_dir = a.data_dir.join("shipper");
+    let logger = workflow_logger::Listeners { grpc: Some(logger) };
+
+    let s = shutdown.child();
     tasks.spawn(async move {
-        workflow_logger::run_combined(aggregator, shipper, logger, s)
+        workflow_controller::run(cfg, controller, s)
+            .await
+            .context("controller")
+    });
+    let s = shutdown.child();
+    tasks.spawn(async move {
+        workflow_builder::run(workflow_builder::Config::default(), builder, s)
+            .await
+            .context("builder")
+    });
+    let s = shutdown.child();
+    tasks.spawn(async move {
+        workflow_logger::run(logger_config, logger, s)
             .await
             .context("logger")
     });
-    let registry_config = workflow_registry_sync::Config {
-        registry_url: registry_http.local_addr()?.to_string(),
-        storage: workflow_registry_sync::config::StorageConfig::Filesystem(
-            a.data_dir.join("registry"),
-        ),
-        auth: workflow_registry_sync::config::AuthConfig {
-            controller_url: Some(eps["controller_grpc"].clone()),
-            builder_key: cfg.builder_key.clone(),
-            node_credential: None,
-        },
-        ..Default::default()
-    };
-    let s = shutdown.clone();
+    let s = shutdown.child();
     tasks.spawn(async move {
-        workflow_registry_sync::run(registry_config, registry, registry_http, s)
+        workflow_registry_sync::run(registry_config, registry, s)
             .await
             .context("registry-sync")
     });
-    serve_metrics(metrics, shutdown.clone());
+    serve_metrics(metrics, shutdown.token().clone());
 
     wait_ready(&controller_url).await?;
     endpoints::write(&a.data_dir, &eps)

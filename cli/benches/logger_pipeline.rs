@@ -8,7 +8,7 @@
 //!   (an in-process memmem scan when `rg` is not installed)
 //! - follow: line written to a file -> received by a follow, p50/p99
 //!
-//! `cargo bench -p workflow-logger --bench pipeline` (size: `LOGGER_BENCH_MIB`, default 256).
+//! `cargo bench -p workflow-cli --bench logger_pipeline` (or `scripts/logger-bench.sh`) (size: `LOGGER_BENCH_MIB`, default 256).
 //! Not part of the pass/fail suite.
 
 use std::io::Write;
@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use workflow_logger::client::{LogClient, Search, now_unix_nanos};
+use workflow_clients::logger::{LogClient, Search, now_unix_nanos};
+use workflow_common::shutdown::Shutdown;
 use workflow_logger::index::Indexer;
 use workflow_logger::loggen::Rng;
 use workflow_logger::parse::format_rfc3339_nanos;
 use workflow_logger::store::{Store, StoreConfig};
-use workflow_logger::{AggregatorConfig, run_aggregator};
+use workflow_logger::{Config, Listeners, Role};
 
-const BIN: &str = env!("CARGO_BIN_EXE_workflow-logger");
+const BIN: &str = env!("CARGO_BIN_EXE_workflow");
 const APP: &str = "bench";
 const NEEDLE: &str = "xylophone";
 const FILES: usize = 8;
@@ -126,7 +127,14 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 
 fn spawn_shipper(logs: &Path, state: &Path, endpoint: &str) -> Child {
     Command::new(BIN)
-        .args(["ship", "--node", "bench", "--aggregator", endpoint])
+        .args([
+            "logger",
+            "ship",
+            "--node",
+            "bench",
+            "--aggregator",
+            endpoint,
+        ])
         .arg("--log-dir")
         .arg(logs)
         .arg("--state-dir")
@@ -178,22 +186,24 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let agg = rt.spawn(run_aggregator(
-        AggregatorConfig::new(&data),
-        listener,
-        shutdown.clone(),
+    let mut config = Config {
+        role: Role::Aggregate,
+        ..Config::default()
+    };
+    config.aggregate.data_dir = data.clone();
+    let agg = rt.spawn(workflow_logger::run(
+        config,
+        Listeners {
+            grpc: Some(listener),
+        },
+        Shutdown::new(shutdown.clone(), Duration::from_secs(10)),
     ));
     let start = Instant::now();
     let mut shipper = spawn_shipper(&logs, &state, &endpoint);
     let pid = shipper.id();
     let mut peak_rss = 0;
     rt.block_on(async {
-        let mut client = loop {
-            if let Ok(c) = LogClient::connect(&endpoint).await {
-                break c;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let client = LogClient::new(&endpoint).unwrap();
         loop {
             peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:"));
             let (_, next) = client.tail(APP, 0).await.unwrap();
@@ -217,7 +227,7 @@ fn main() {
 
     // --- search ---
     rt.block_on(async {
-        let mut client = LogClient::connect(&endpoint).await.unwrap();
+        let client = LogClient::new(&endpoint).unwrap();
         let q = Search {
             query: NEEDLE.into(),
             limit: 100,
@@ -275,7 +285,7 @@ fn main() {
 
     // --- follow latency ---
     rt.block_on(async {
-        let mut client = LogClient::connect(&endpoint).await.unwrap();
+        let client = LogClient::new(&endpoint).unwrap();
         let (_, next) = client.tail(APP, 0).await.unwrap();
         let mut follow = client.follow(APP, next).await.unwrap();
         let path = logs.join(format!("{APP}-web-99_{APP}_web-{:012x}.log", 99));

@@ -1,0 +1,70 @@
+//! The controller's hooks for the other daemons, authenticated with the platform's builder key
+//! (`x-deis-builder-auth` metadata).
+
+use workflow_proto::controller::v1::CheckAccessRequest;
+use workflow_proto::controller::v1::hooks_client::HooksClient;
+
+use crate::channel::{CallOptions, Connection};
+use crate::error::{ClientError, Result};
+
+/// Metadata key carrying the builder key on hook calls.
+pub const BUILDER_AUTH_HEADER: &str = "x-deis-builder-auth";
+
+/// The controller's answer to an access check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The user may do it.
+    Allowed,
+    /// The user is known but may not do it (or the app does not exist); the reason.
+    Denied(String),
+}
+
+/// The controller's hooks at a gRPC URL (connected on first use).
+#[derive(Debug)]
+pub struct ControllerHooks {
+    conn: Connection,
+    key: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl ControllerHooks {
+    /// A client of the controller at `url`, presenting `builder_key`.
+    pub fn new(url: &str, builder_key: &str) -> Result<ControllerHooks> {
+        let conn = Connection::new("controller", url)?;
+        let key = builder_key.parse().map_err(|_| ClientError::Endpoint {
+            service: "controller",
+            url: url.to_string(),
+            message: "the builder key is not valid gRPC metadata (printable ASCII only)".into(),
+        })?;
+        Ok(ControllerHooks { conn, key })
+    }
+
+    /// May `username` with API `token` do `action` (`pull` or `push`) on `app`? Bad
+    /// credentials come back as an `Unauthenticated` error.
+    pub async fn check_access(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        action: &str,
+    ) -> Result<Access> {
+        let r = self
+            .conn
+            .call("check access", CallOptions::READ, |ch| async move {
+                let mut req = tonic::Request::new(CheckAccessRequest {
+                    username: username.to_string(),
+                    token: token.to_string(),
+                    app: app.to_string(),
+                    action: action.to_string(),
+                });
+                req.metadata_mut()
+                    .insert(BUILDER_AUTH_HEADER, self.key.clone());
+                Ok(HooksClient::new(ch).check_access(req).await?.into_inner())
+            })
+            .await?;
+        Ok(if r.allowed {
+            Access::Allowed
+        } else {
+            Access::Denied(r.reason)
+        })
+    }
+}
