@@ -167,9 +167,9 @@ pub enum PullEvent {
     /// The end: the build and the release it made.
     Done {
         /// The new build.
-        build: Build,
+        build: Box<Build>,
         /// The new release.
-        release: Release,
+        release: Box<Release>,
     },
     /// The end: the pull failed.
     Failed {

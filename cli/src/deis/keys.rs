@@ -14,10 +14,10 @@ use super::api::Key;
 pub enum Command {
     /// List your SSH keys.
     #[command(name = "keys:list", alias = "keys")]
-    KeysList,
+    List,
     /// Add an SSH public key (default: the first of ~/.ssh/id_*.pub).
     #[command(name = "keys:add")]
-    KeysAdd {
+    Add {
         /// Path to the public key file.
         path: Option<PathBuf>,
         /// Name for the key (default: its comment).
@@ -26,7 +26,7 @@ pub enum Command {
     },
     /// Remove an SSH key by its id.
     #[command(name = "keys:remove")]
-    KeysRemove {
+    Remove {
         /// The key's id (see keys:list).
         id: String,
     },
@@ -35,7 +35,7 @@ pub enum Command {
 pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     let out = &ctx.out;
     match cmd {
-        Command::KeysList => {
+        Command::List => {
             let (p, c) = ctx.session()?;
             let keys = c.list::<Key>(&["keys"], p.response_limit.max(1000)).await?;
             out.show(&keys.raw, || {
@@ -48,7 +48,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 out.table(&["ID", "FINGERPRINT", "KEY"], &rows);
             })
         }
-        Command::KeysAdd { path, id } => {
+        Command::Add { path, id } => {
             let (_, c) = ctx.session()?;
             let path = match path {
                 Some(p) => p,
@@ -71,7 +71,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 ));
             })
         }
-        Command::KeysRemove { id } => {
+        Command::Remove { id } => {
             let (_, c) = ctx.session()?;
             c.delete(&["keys", &id]).send().await?;
             out.line(format!("Removing {id} SSH Key... done"));

@@ -13,7 +13,7 @@ use super::{AppArg, Ctx};
 pub enum Command {
     /// List an app's collaborators (or the administrators with --admin).
     #[command(name = "perms:list", alias = "perms")]
-    PermsList {
+    List {
         #[command(flatten)]
         app: AppArg,
         /// List administrators instead.
@@ -22,7 +22,7 @@ pub enum Command {
     },
     /// Let a user use an app (or make them an administrator with --admin).
     #[command(name = "perms:create")]
-    PermsCreate {
+    Create {
         /// The user.
         username: String,
         #[command(flatten)]
@@ -33,7 +33,7 @@ pub enum Command {
     },
     /// Take a user's access away (or their administrator rights with --admin).
     #[command(name = "perms:delete")]
-    PermsDelete {
+    Delete {
         /// The user.
         username: String,
         #[command(flatten)]
@@ -47,7 +47,7 @@ pub enum Command {
 pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     let out = &ctx.out;
     match cmd {
-        Command::PermsList { app, admin } => {
+        Command::List { app, admin } => {
             let (_, c) = ctx.session()?;
             let (title, users) = if admin {
                 let admins = c.list::<User>(&["admin", "perms"], 1000).await?;
@@ -65,7 +65,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 }
             })
         }
-        Command::PermsCreate {
+        Command::Create {
             username,
             app,
             admin,
@@ -84,7 +84,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::PermsDelete {
+        Command::Delete {
             username,
             app,
             admin,

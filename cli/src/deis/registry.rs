@@ -15,7 +15,7 @@ use super::{AppArg, Ctx, config, input};
 pub enum Command {
     /// Set credentials for pulling the app's images from a private registry.
     #[command(name = "registry:set")]
-    RegistrySet {
+    Set {
         /// username=... password=... [hostname=...]
         #[arg(required = true)]
         pairs: Vec<String>,
@@ -24,7 +24,7 @@ pub enum Command {
     },
     /// Remove private registry credentials.
     #[command(name = "registry:unset")]
-    RegistryUnset {
+    Unset {
         /// Keys to remove (username, password, hostname).
         #[arg(required = true)]
         keys: Vec<String>,
@@ -33,20 +33,20 @@ pub enum Command {
     },
     /// Show the app's private registry settings (the password is hidden).
     #[command(name = "registry:list", alias = "registry")]
-    RegistryList(AppArg),
+    List(AppArg),
 }
 
 pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
-        Command::RegistrySet { pairs, app } => {
+        Command::Set { pairs, app } => {
             let values = input::pairs(&pairs, "a registry setting")?;
             change(ctx, &app.name()?, &values).await
         }
-        Command::RegistryUnset { keys, app } => {
+        Command::Unset { keys, app } => {
             let values = input::unset(&keys);
             change(ctx, &app.name()?, &values).await
         }
-        Command::RegistryList(app) => {
+        Command::List(app) => {
             let (_, c) = ctx.session()?;
             let app = app.name()?;
             let cfg = c.get(&["apps", &app, "config"]).reply::<Config>().await?;
