@@ -102,6 +102,7 @@ async fn create_build(
     Ok((TypedHeader(ndjson()), JsonLines::new(lines)).into_response())
 }
 
+/// `application/x-ndjson` (`headers` names no constant for it; the literal always parses).
 fn ndjson() -> ContentType {
     "application/x-ndjson"
         .parse()
