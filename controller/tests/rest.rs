@@ -1216,12 +1216,14 @@ async fn hostile_requests_get_4xx_never_5xx() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+/// One import the fake saw: app, source image, registry login.
+type ImportCall = (String, String, Option<(String, String)>);
+
 /// An in-memory image importer (unit-test fake of registry-sync): "copies" every image to
 /// `platform.test/<app>:imported` and reports one layer.
 #[derive(Default)]
 struct FakeImporter {
-    /// (app, source image, credentials) of every import.
-    imports: Mutex<Vec<(String, String, Option<(String, String)>)>>,
+    imports: Mutex<Vec<ImportCall>>,
 }
 
 #[tonic::async_trait]
