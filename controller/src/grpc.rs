@@ -101,11 +101,8 @@ fn app(a: model::App) -> pb::App {
     }
 }
 
-fn config(c: model::Config, reveal_registry: bool) -> pb::Config {
-    let mut registry: std::collections::HashMap<String, String> = c.registry.into_iter().collect();
-    if !reveal_registry && let Some(p) = registry.get_mut("password") {
-        *p = "***".into();
-    }
+/// The domain decides what a config shows (users see the registry password masked).
+fn config(c: model::Config) -> pb::Config {
     pb::Config {
         uuid: c.uuid,
         app: c.app,
@@ -114,7 +111,7 @@ fn config(c: model::Config, reveal_registry: bool) -> pb::Config {
         memory: c.memory.into_iter().collect(),
         cpu: c.cpu.into_iter().collect(),
         tags: c.tags.into_iter().collect(),
-        registry,
+        registry: c.registry.into_iter().collect(),
         created: c.created,
         updated: c.updated,
     }
@@ -292,7 +289,7 @@ impl pb::apps_server::Apps for Grpc {
 
 fn change(c: crate::domain::ConfigChange) -> pb::ConfigChange {
     pb::ConfigChange {
-        config: Some(config(c.config, false)),
+        config: Some(config(c.config)),
         release: Some(release(c.release, String::new())),
     }
 }
@@ -303,7 +300,6 @@ impl pb::config_service_server::ConfigService for Grpc {
         let u = self.caller(&req).await?;
         Ok(Response::new(config(
             self.ctl.get_config(&u, &req.into_inner().app).await?,
-            false,
         )))
     }
     async fn set(&self, req: Request<pb::SetConfigRequest>) -> R<pb::ConfigChange> {
@@ -338,17 +334,15 @@ impl pb::builds_server::Builds for Grpc {
     async fn create(&self, req: Request<pb::CreateBuildRequest>) -> R<pb::BuildChange> {
         let u = self.caller(&req).await?;
         let r = req.into_inner();
+        let build = NewBuild {
+            image: r.image,
+            procfile: r.procfile.into_iter().collect(),
+            ..Default::default()
+        };
+        // Same path as REST: imported through registry-sync when one is configured.
         let (b, rel) = self
             .ctl
-            .create_build(
-                &u,
-                &r.app,
-                NewBuild {
-                    image: r.image,
-                    procfile: r.procfile.into_iter().collect(),
-                    ..Default::default()
-                },
-            )
+            .build_from_image(&u, &r.app, build, &mut |_| {})
             .await?;
         Ok(Response::new(build_change(b, rel)))
     }
@@ -475,7 +469,6 @@ impl pb::hooks_server::Hooks for Grpc {
         let r = req.into_inner();
         Ok(Response::new(config(
             self.ctl.hook_config(&r.username, &r.app).await?,
-            true,
         )))
     }
     async fn create_build(&self, req: Request<pb::HookBuildRequest>) -> R<pb::BuildChange> {

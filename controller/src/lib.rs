@@ -4,8 +4,8 @@
 //! - [`config`]: start-up configuration (file, environment, defaults)
 //! - [`store`]: the metadata store (SQLite or PostgreSQL) behind one connection trait
 //! - [`domain`]: every operation, independent of transport ([`domain::Controller`])
-//! - [`rest`]: the Deis v2 REST API (axum)
-//! - [`grpc`]: the gRPC API (tonic)
+//! - [`rest`]: the Deis v2 REST API (axum): router and extractors, one module per resource
+//! - [`grpc`]: the gRPC API (tonic); both adapters only convert and call [`domain`]
 //! - [`runtime`]: where releases run ([`runtime::Runtime`])
 //! - [`logs`]: where `deis logs` reads from
 //! - [`images`]: where `deis pull` imports images through

@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use futures::StreamExt;
 use workflow_controller::domain::{Controller, RegistrationMode, Settings};
+use workflow_controller::images::{ImageImporter, Imported, Progress};
 use workflow_controller::logs::{LineStream, LogQuery, LogSource};
 use workflow_controller::rest::{self, RestState};
 use workflow_controller::runtime::LedgerOnly;
@@ -1213,4 +1214,213 @@ async fn hostile_requests_get_4xx_never_5xx() {
         .to_string();
     let r = api.call(Method::GET, "/v2/apps/", Some(&t), None).await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+/// One import the fake saw: app, source image, registry login.
+type ImportCall = (String, String, Option<(String, String)>);
+
+/// An in-memory image importer (unit-test fake of registry-sync): "copies" every image to
+/// `platform.test/<app>:imported` and reports one layer.
+#[derive(Default)]
+struct FakeImporter {
+    imports: Mutex<Vec<ImportCall>>,
+}
+
+#[tonic::async_trait]
+impl ImageImporter for FakeImporter {
+    async fn import(
+        &self,
+        app: &str,
+        image: &str,
+        credentials: Option<(String, String)>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> workflow_controller::Result<Imported> {
+        self.imports
+            .lock()
+            .unwrap()
+            .push((app.into(), image.into(), credentials));
+        progress(Progress::Layer {
+            digest: format!("sha256:{}", "a".repeat(64)),
+            size: 3,
+            copied: 3,
+            status: "done".into(),
+        });
+        Ok(Imported {
+            image: format!("platform.test/{app}:imported"),
+            port: Some(8080),
+        })
+    }
+}
+
+fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("token {token}").parse().unwrap());
+    r
+}
+
+/// Guards REST `POST builds` and gRPC `Builds.Create` taking the same domain path: both
+/// import through registry-sync when it is configured, both record the image as given
+/// when not, and both refuse the same bad input.
+#[tokio::test]
+async fn rest_and_grpc_create_builds_alike() {
+    use workflow_proto::controller::v1::{self as pb, builds_server::Builds};
+    const SOURCE: &str = "example.com/team/web:1.0";
+
+    for importer in [None, Some(Arc::new(FakeImporter::default()))] {
+        let (store, _dir) = common::sqlite();
+        let mut ctl = Controller::new(
+            store,
+            Arc::new(LedgerOnly),
+            Settings {
+                registration: RegistrationMode::Enabled,
+                builder_key: common::BUILDER_KEY.into(),
+            },
+        );
+        if let Some(i) = &importer {
+            ctl = ctl.with_images(i.clone());
+        }
+        let ctl = Arc::new(ctl);
+        let api = Api {
+            router: rest::router(RestState { ctl: ctl.clone() }),
+            _dir,
+        };
+        let grpc = workflow_controller::grpc::Grpc::new(ctl);
+        let t = api.register("alice").await;
+        for app in ["viarest", "viagrpc"] {
+            let r = api
+                .call(
+                    Method::POST,
+                    "/v2/apps/",
+                    Some(&t),
+                    Some(json!({"id": app})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            let r = api
+                .call(
+                    Method::POST,
+                    &format!("/v2/apps/{app}/config/"),
+                    Some(&t),
+                    Some(json!({"registry": {"username": "bot", "password": "hunter2"}})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        }
+
+        let r = api
+            .call(
+                Method::POST,
+                "/v2/apps/viarest/builds/",
+                Some(&t),
+                Some(json!({"image": SOURCE, "procfile": {"web": "./web"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let via_rest = (
+            r.body["image"].as_str().unwrap().replace("viarest", "APP"),
+            r.body["procfile"].clone(),
+        );
+        let change = grpc
+            .create(authed(
+                pb::CreateBuildRequest {
+                    app: "viagrpc".into(),
+                    image: SOURCE.into(),
+                    procfile: [("web".to_string(), "./web".to_string())].into(),
+                },
+                &t,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let b = change.build.unwrap();
+        let via_grpc = (b.image.replace("viagrpc", "APP"), json!(b.procfile));
+        assert_eq!(via_rest, via_grpc, "imported: {}", importer.is_some());
+        assert_eq!(change.release.map(|r| r.version), Some(3));
+        let r = api
+            .call(Method::GET, "/v2/apps/viarest/releases/v3/", Some(&t), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "REST released it too");
+
+        match &importer {
+            Some(i) => {
+                assert_eq!(via_rest.0, "platform.test/APP:imported");
+                let creds = Some(("bot".to_string(), "hunter2".to_string()));
+                assert_eq!(
+                    *i.imports.lock().unwrap(),
+                    [
+                        ("viarest".into(), SOURCE.into(), creds.clone()),
+                        ("viagrpc".into(), SOURCE.into(), creds),
+                    ],
+                    "both imported with the app's registry login"
+                );
+            }
+            None => assert_eq!(via_rest.0, SOURCE, "recorded as given"),
+        }
+
+        let r = api
+            .call(
+                Method::POST,
+                "/v2/apps/viarest/builds/",
+                Some(&t),
+                Some(json!({"image": "NOT VALID"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let e = grpc
+            .create(authed(
+                pb::CreateBuildRequest {
+                    app: "viagrpc".into(),
+                    image: "NOT VALID".into(),
+                    procfile: Default::default(),
+                },
+                &t,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+
+        // `deis pull` streams: progress while importing, then the build and release.
+        let r = api
+            .call(
+                Method::POST,
+                "/v2/apps/viarest/builds/?progress=true",
+                Some(&t),
+                Some(json!({"image": SOURCE})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.headers["content-type"], "application/x-ndjson");
+        let lines: Vec<Value> = r
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            if importer.is_some() { 2 } else { 1 },
+            "{}",
+            r.text
+        );
+        if importer.is_some() {
+            assert_eq!(lines[0]["layer"]["status"], "done");
+        }
+        let last = lines.last().unwrap();
+        assert_eq!(last["release"]["version"], 4, "{}", r.text);
+        assert!(last["build"]["image"].is_string(), "{}", r.text);
+        let r = api
+            .call(
+                Method::POST,
+                "/v2/apps/viagrpc/builds/?progress=true",
+                Some(&api.register("mallory").await),
+                Some(json!({"image": SOURCE})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "refused before the stream starts: {}",
+            r.text
+        );
+    }
 }

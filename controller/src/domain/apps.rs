@@ -164,6 +164,13 @@ impl Controller {
 
     /// Gives the app to another user (owner or admin).
     pub async fn transfer_app(&self, caller: &User, name: &str, new_owner: &str) -> Result<App> {
+        if new_owner.is_empty() {
+            return Err(Error::invalid(
+                "owner",
+                "",
+                "nothing to update: give an owner to transfer the app to",
+            ));
+        }
         let (caller, name, new_owner) = (caller.clone(), name.to_string(), new_owner.to_string());
         self.store
             .write(move |c| {

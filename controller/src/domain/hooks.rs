@@ -62,7 +62,7 @@ impl Controller {
     /// An app's config on behalf of `username` (the builder passes it to buildpacks).
     pub async fn hook_config(&self, username: &str, app: &str) -> Result<Config> {
         let user = self.user_named(username).await?;
-        self.get_config(&user, app).await
+        self.config_with_secrets(&user, app).await
     }
 
     /// Records a build on behalf of `username` and releases it.

@@ -5,6 +5,7 @@
 //! - `keys`: SSH keys
 //! - `apps`: apps and their permissions
 //! - `releases`: config, builds, the releases ledger, rollback, scale, processes
+//! - `images`: builds from an image, imported through an [`ImageImporter`] when one is set
 //! - `hooks`: calls from the builder and registry-sync
 //! - `logs`: app logs, read through a [`LogSource`]
 
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 pub use auth::{RegisterRequest, token_from_authorization};
 pub use hooks::{RegistryAction, UserApps};
+pub use images::ImageBuild;
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
 
 use crate::images::ImageImporter;

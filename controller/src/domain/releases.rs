@@ -18,7 +18,7 @@ use crate::validate;
 /// The result of a config change: the new config and the release it made.
 #[derive(Debug, Clone)]
 pub struct ConfigChange {
-    /// The new config version.
+    /// The new config version (registry password masked).
     pub config: Config,
     /// The release that carries it.
     pub release: Release,
@@ -131,6 +131,26 @@ fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
         config,
         build,
     })
+}
+
+/// Release versions count from 1.
+fn check_version(version: i64) -> Result<()> {
+    if version < 1 {
+        return Err(Error::invalid(
+            "version",
+            &version.to_string(),
+            "version cannot be below 1",
+        ));
+    }
+    Ok(())
+}
+
+/// What users see of a config: registry passwords never leave the controller.
+fn redacted(mut config: Config) -> Config {
+    if let Some(p) = config.registry.get_mut("password") {
+        *p = "***".into();
+    }
+    config
 }
 
 fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
@@ -431,8 +451,14 @@ impl Controller {
         )))
     }
 
-    /// The app's current config.
+    /// The app's current config, as users see it: the registry password masked.
     pub async fn get_config(&self, caller: &User, app: &str) -> Result<Config> {
+        Ok(redacted(self.config_with_secrets(caller, app).await?))
+    }
+
+    /// The app's current config with its registry password, for the builder and image
+    /// imports only: it never goes back to a user.
+    pub(super) async fn config_with_secrets(&self, caller: &User, app: &str) -> Result<Config> {
         let (caller, app) = (caller.clone(), app.to_string());
         self.store
             .read(move |c| {
@@ -487,7 +513,10 @@ impl Controller {
             })
             .await?;
         self.roll_out(app_uuid, Some(&release), want, None).await?;
-        Ok(ConfigChange { config, release })
+        Ok(ConfigChange {
+            config: redacted(config),
+            release,
+        })
     }
 
     /// Records a build and releases it.
@@ -623,6 +652,7 @@ impl Controller {
 
     /// One release.
     pub async fn get_release(&self, caller: &User, app: &str, version: i64) -> Result<Release> {
+        check_version(version)?;
         let (caller, app) = (caller.clone(), app.to_string());
         self.store
             .read(move |c| {
@@ -647,6 +677,9 @@ impl Controller {
         app: &str,
         version: Option<i64>,
     ) -> Result<Release> {
+        if let Some(v) = version {
+            check_version(v)?;
+        }
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
         let (caller, name) = (caller.clone(), app.to_string());
