@@ -95,7 +95,8 @@ pub struct ImportSettings {
     pub insecure_registries: Vec<String>,
 }
 
-/// Parses a `WWW-Authenticate` challenge: scheme and parameters.
+/// Parses a `WWW-Authenticate` challenge: scheme and parameters. Hand-written: the `headers`
+/// crate has no `WWW-Authenticate` type.
 pub fn parse_challenge(h: &str) -> Option<(String, HashMap<String, String>)> {
     let h = h.trim();
     let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
