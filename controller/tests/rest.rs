@@ -1239,12 +1239,12 @@ impl ImageImporter for FakeImporter {
             .lock()
             .unwrap()
             .push((app.into(), image.into(), credentials));
-        progress(Progress::Layer {
+        progress(Progress::Layer(workflow_clients::registry::LayerProgress {
             digest: format!("sha256:{}", "a".repeat(64)),
             size: 3,
             copied: 3,
             status: "done".into(),
-        });
+        }));
         Ok(Imported {
             image: format!("platform.test/{app}:imported"),
             port: Some(8080),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use workflow_proto::logger::v1::logger_client::LoggerClient;
@@ -80,6 +81,16 @@ async fn with_tracker<T: Send + 'static>(
     .map_err(|e| Error::Unavailable(format!("shipper task failed: {e}")))?
 }
 
+/// Waits between sessions double from `backoff_min` up to `backoff_max`, without end. A session
+/// that got an acknowledgement proved the aggregator back, so the next wait starts small again.
+fn reconnect_policy(config: &ShipperConfig) -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(config.backoff_min)
+        .with_max_delay(config.backoff_max)
+        .with_factor(2.0)
+        .without_max_times()
+}
+
 /// Ships until `shutdown`; returns after saving the checkpoint.
 pub async fn run_shipper(config: ShipperConfig, shutdown: CancellationToken) -> Result<()> {
     let tracker_config = config.tracker.clone();
@@ -89,21 +100,24 @@ pub async fn run_shipper(config: ShipperConfig, shutdown: CancellationToken) -> 
             .map_err(|e| Error::Unavailable(format!("shipper task failed: {e}")))??,
     ));
     tracing::info!(log_dir = %config.tracker.log_dir.display(), aggregator = %config.aggregator, "shipper starting");
-    let mut backoff = config.backoff_min;
+    let policy = reconnect_policy(&config);
+    let mut waits = policy.build();
     loop {
         if shutdown.is_cancelled() {
             break;
         }
         let mut acked = false;
-        match session(&config, &tracker, &shutdown, &mut acked).await {
+        let backoff = match session(&config, &tracker, &shutdown, &mut acked).await {
             Ok(()) => break,
             Err(e) => {
                 if acked {
-                    backoff = config.backoff_min;
+                    waits = policy.build();
                 }
+                let backoff = waits.next().unwrap_or(config.backoff_max);
                 tracing::warn!(error = %e, retry_in = ?backoff, "shipping interrupted");
+                backoff
             }
-        }
+        };
         with_tracker(&tracker, |t| {
             t.reset_unacked();
             Ok(())
@@ -113,7 +127,6 @@ pub async fn run_shipper(config: ShipperConfig, shutdown: CancellationToken) -> 
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(config.backoff_max);
     }
     with_tracker(&tracker, |t| t.save()).await?;
     tracing::info!("shipper stopped");
@@ -204,5 +217,22 @@ async fn session(
                 .await
                 .map_err(|_| ship_err("the request stream closed".into()))?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_double_up_to_the_cap() {
+        let config = ShipperConfig::new("/logs", "/state", "http://127.0.0.1:1");
+        // backon scales in f32: compare to the millisecond.
+        let waits: Vec<u128> = reconnect_policy(&config)
+            .build()
+            .take(9)
+            .map(|d| (d.as_secs_f64() * 1000.0).round() as u128)
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
     }
 }

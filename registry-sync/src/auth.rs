@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use headers::HeaderMapExt as _;
+use headers::authorization::{Authorization, Basic};
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use crate::error::{Error, Result};
 
@@ -167,7 +169,7 @@ impl AccessCheck for StaticAccess {
                 "unknown user {username:?}"
             )));
         };
-        if t != token {
+        if !constant_eq(t, token) {
             return Ok(Decision::BadCredentials(format!(
                 "bad token for {username:?}"
             )));
@@ -211,32 +213,29 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Parses an `Authorization` header value; `None` unless it is well-formed Basic.
-pub fn parse_basic(header: &str) -> Option<Credentials> {
-    let (scheme, rest) = header.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (u, p) = s.split_once(':')?;
-    if u.is_empty() {
-        return None;
-    }
-    Some(Credentials {
-        username: u.to_string(),
-        password: p.to_string(),
+/// The credentials of a request's `Authorization: Basic` header; `None` unless it is
+/// well-formed Basic with a non-empty user name.
+pub fn basic_credentials(headers: &http::HeaderMap) -> Option<Credentials> {
+    let Authorization(basic) = headers.typed_get::<Authorization<Basic>>()?;
+    (!basic.username().is_empty()).then(|| Credentials {
+        username: basic.username().to_string(),
+        password: basic.password().to_string(),
     })
 }
 
+/// Parses an `Authorization` header value; `None` unless it is well-formed Basic.
+pub fn parse_basic(header: &str) -> Option<Credentials> {
+    let value = http::HeaderValue::from_str(header.trim()).ok()?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, value);
+    basic_credentials(&headers)
+}
+
+/// Compares secrets in constant time; hashing first hides their lengths too.
 fn constant_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    Sha256::digest(a.as_bytes())
+        .ct_eq(&Sha256::digest(b.as_bytes()))
+        .into()
 }
 
 impl Authenticator {
@@ -327,6 +326,8 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use base64::Engine as _;
 
     fn basic(u: &str, p: &str) -> Credentials {
         let h = format!(

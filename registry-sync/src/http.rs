@@ -8,9 +8,10 @@ use axum::extract::State;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use headers::{ContentLength, ContentRange, HeaderMapExt as _};
+use http::{HeaderValue, Method, Request, StatusCode, header};
 
-use crate::auth::{Action, Authenticator, Credentials, parse_basic};
+use crate::auth::{Action, Authenticator, basic_credentials};
 use crate::digest::{Digest, Reference, validate_name};
 use crate::error::{Error, Result};
 use crate::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX};
@@ -139,7 +140,8 @@ pub enum RangeSpec {
     Suffix(u64),
 }
 
-/// Parses a single-range `Range` header.
+/// Parses a single-range `Range` header. Hand-written because `headers::Range` accepts
+/// multiple ranges and inverted ones (`bytes=9-0`), which the registry must refuse with 416.
 pub fn parse_range(h: &str) -> Option<RangeSpec> {
     let spec = h.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
@@ -163,6 +165,7 @@ pub fn parse_range(h: &str) -> Option<RangeSpec> {
 }
 
 /// Parses an upload `Content-Range: a-b` (also accepts a `bytes ` prefix); returns start.
+/// Hand-written because Docker sends the bare `a-b` form, which `headers::ContentRange` refuses.
 pub fn parse_content_range(h: &str) -> Option<(u64, u64)> {
     let s = h.trim();
     let s = s.strip_prefix("bytes ").unwrap_or(s);
@@ -199,6 +202,14 @@ fn builder(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
         .header("Docker-Distribution-API-Version", "registry/2.0")
+}
+
+/// Adds a typed header to a response under construction.
+fn typed(mut b: http::response::Builder, h: impl headers::Header) -> http::response::Builder {
+    if let Some(m) = b.headers_mut() {
+        m.typed_insert(h);
+    }
+    b
 }
 
 fn finish(b: http::response::Builder, body: Body) -> Response {
@@ -260,13 +271,6 @@ fn blob_created(name: &str, d: &Digest) -> Response {
     )
 }
 
-fn creds(headers: &HeaderMap) -> Option<Credentials> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_basic)
-}
-
 /// Paginates a sorted list with `n` and `last`; returns the page and whether more follow.
 fn paginate(all: Vec<String>, n: Option<&str>, last: Option<&str>) -> Result<(Vec<String>, bool)> {
     let n = match n {
@@ -316,7 +320,7 @@ async fn handle(state: AppState, req: Request<Body>) -> Result<Response> {
         validate_name(n)?;
     }
     let (parts, body) = req.into_parts();
-    let creds = creds(&parts.headers);
+    let creds = basic_credentials(&parts.headers);
     let creds = creds.as_ref();
     let query = parts.uri.query();
     let reg = &state.registry;
@@ -488,12 +492,13 @@ async fn handle(state: AppState, req: Request<Body>) -> Result<Response> {
                         }
                         Some(r) => {
                             let end = r.end.unwrap_or(size - 1);
-                            common(builder(StatusCode::PARTIAL_CONTENT))
-                                .header(header::CONTENT_LENGTH, end - r.start + 1)
-                                .header(
-                                    header::CONTENT_RANGE,
-                                    hv(&format!("bytes {}-{end}/{size}", r.start)),
-                                )
+                            let b = common(builder(StatusCode::PARTIAL_CONTENT))
+                                .header(header::CONTENT_LENGTH, end - r.start + 1);
+                            // Inclusive bounds with a known length: `bytes(..)` cannot fail.
+                            match ContentRange::bytes(r.start..=end, size) {
+                                Ok(range) => typed(b, range),
+                                Err(_) => b,
+                            }
                         }
                     };
                     Ok(finish(
@@ -559,12 +564,7 @@ async fn handle(state: AppState, req: Request<Body>) -> Result<Response> {
                                 Error::RangeInvalid(format!("content-range {s:?}"))
                             })?;
                             // A chunk whose length disagrees with its range is refused unread.
-                            let len = parts
-                                .headers
-                                .get(header::CONTENT_LENGTH)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.parse::<u64>().ok());
-                            if let Some(len) = len
+                            if let Some(ContentLength(len)) = parts.headers.typed_get()
                                 && len != (b - a).saturating_add(1)
                             {
                                 return Err(Error::RangeInvalid(format!(

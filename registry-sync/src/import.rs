@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
@@ -23,7 +24,7 @@ use crate::registry::Registry;
 use crate::store::ByteStream;
 
 /// Attempts per request before giving up.
-const ATTEMPTS: u32 = 4;
+const ATTEMPTS: usize = 4;
 /// Largest image config accepted.
 const MAX_CONFIG_SIZE: usize = 16 * 1024 * 1024;
 /// Layers copied at once.
@@ -94,7 +95,8 @@ pub struct ImportSettings {
     pub insecure_registries: Vec<String>,
 }
 
-/// Parses a `WWW-Authenticate` challenge: scheme and parameters.
+/// Parses a `WWW-Authenticate` challenge: scheme and parameters. Hand-written: the `headers`
+/// crate has no `WWW-Authenticate` type.
 pub fn parse_challenge(h: &str) -> Option<(String, HashMap<String, String>)> {
     let h = h.trim();
     let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
@@ -135,65 +137,96 @@ struct Remote {
     auth: tokio::sync::Mutex<Option<String>>,
 }
 
+/// Waits between attempts against the source registry: 200 ms, 400 ms, 800 ms.
+fn retry_policy() -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_factor(2.0)
+        .with_max_times(ATTEMPTS - 1)
+}
+
+/// A failed attempt: the error to report if no attempt is left, and whether to try again.
+#[derive(Debug)]
+struct Failure {
+    error: Error,
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(error: Error) -> Self {
+        Failure {
+            error,
+            transient: true,
+        }
+    }
+
+    fn fatal(error: Error) -> Self {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+}
+
 impl Remote {
     fn is_transient(status: reqwest::StatusCode) -> bool {
         status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
     }
 
-    async fn backoff(attempt: u32) {
-        tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-    }
-
     /// GETs `path` (under `/v2/<repo>/`), authenticating on a 401 and retrying transient errors.
     async fn get(&self, op: &'static str, path: &str, accept: &str) -> Result<reqwest::Response> {
         let url = format!("{}/v2/{}/{path}", self.base, self.repo);
-        let mut authenticated = false;
-        let mut attempt = 0;
-        loop {
-            let mut req = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
-            if let Some(a) = self.auth.lock().await.clone() {
-                req = req.header(reqwest::header::AUTHORIZATION, a);
-            }
-            match req.send().await {
-                Err(e)
-                    if attempt + 1 < ATTEMPTS
-                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
-                {
-                    tracing::debug!(%url, error = %e, attempt, "retrying upstream request");
+        // One challenge answered per request, whichever attempt meets it.
+        let authenticated = AtomicBool::new(false);
+        let attempt = || async {
+            loop {
+                let mut req = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
+                if let Some(a) = self.auth.lock().await.clone() {
+                    req = req.header(reqwest::header::AUTHORIZATION, a);
                 }
-                Err(e) => return Err(upstream(op, &url, e.to_string())),
-                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED && !authenticated => {
-                    authenticated = true;
+                let r = req.send().await.map_err(|e| Failure {
+                    transient: e.is_connect() || e.is_timeout() || e.is_request(),
+                    error: upstream(op, &url, e.to_string()),
+                })?;
+                let status = r.status();
+                if status == reqwest::StatusCode::UNAUTHORIZED {
+                    if authenticated.swap(true, Ordering::Relaxed) {
+                        return Err(Failure::fatal(upstream(
+                            op,
+                            &url,
+                            "unauthorized: check the registry credentials",
+                        )));
+                    }
                     let challenge = r
                         .headers()
                         .get(reqwest::header::WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    self.authenticate(&challenge).await?;
+                    self.authenticate(&challenge)
+                        .await
+                        .map_err(Failure::fatal)?;
                     continue;
                 }
-                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
-                    return Err(upstream(
-                        op,
-                        &url,
-                        "unauthorized: check the registry credentials",
-                    ));
+                if status.is_success() {
+                    return Ok(r);
                 }
-                Ok(r) if Self::is_transient(r.status()) && attempt + 1 < ATTEMPTS => {
-                    tracing::debug!(%url, status = %r.status(), attempt, "retrying upstream request");
-                }
-                Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) => {
-                    let status = r.status();
-                    let body = r.text().await.unwrap_or_default();
-                    let body: String = body.chars().take(300).collect();
-                    return Err(upstream(op, &url, format!("{status}: {body}")));
-                }
+                let body = r.text().await.unwrap_or_default();
+                let body: String = body.chars().take(300).collect();
+                return Err(Failure {
+                    transient: Self::is_transient(status),
+                    error: upstream(op, &url, format!("{status}: {body}")),
+                });
             }
-            Self::backoff(attempt).await;
-            attempt += 1;
-        }
+        };
+        attempt
+            .retry(retry_policy())
+            .when(|f| f.transient)
+            .notify(|f, wait| {
+                tracing::debug!(%url, error = %f.error, ?wait, "retrying upstream request");
+            })
+            .await
+            .map_err(|f| f.error)
     }
 
     fn basic(&self) -> Option<String> {
@@ -242,42 +275,48 @@ impl Remote {
                         .unwrap_or_else(|| format!("repository:{}:pull", self.repo));
                     q.append_pair("scope", &scope);
                 }
-                let mut last = String::new();
-                for attempt in 0..ATTEMPTS {
+                let fetch = || async {
                     let mut req = self.http.get(url.clone());
                     if let Some(b) = self.basic() {
                         req = req.header(reqwest::header::AUTHORIZATION, b);
                     }
-                    match req.send().await {
-                        Ok(r) if r.status().is_success() => {
-                            #[derive(serde::Deserialize)]
-                            struct Token {
-                                token: Option<String>,
-                                access_token: Option<String>,
-                            }
-                            let t: Token = r
-                                .json()
-                                .await
-                                .map_err(|e| upstream("fetch token", realm, e.to_string()))?;
-                            let t = t.token.or(t.access_token).ok_or_else(|| {
-                                upstream("fetch token", realm, "answer has no token")
-                            })?;
-                            *self.auth.lock().await = Some(format!("Bearer {t}"));
-                            return Ok(());
-                        }
-                        Ok(r) if Self::is_transient(r.status()) => last = r.status().to_string(),
-                        Ok(r) => {
-                            return Err(upstream(
-                                "fetch token",
-                                realm,
-                                format!("{}: check the registry credentials", r.status()),
-                            ));
-                        }
-                        Err(e) => last = e.to_string(),
+                    let r = req.send().await.map_err(|e| {
+                        Failure::transient(upstream("fetch token", realm, e.to_string()))
+                    })?;
+                    let status = r.status();
+                    if Self::is_transient(status) {
+                        return Err(Failure::transient(upstream(
+                            "fetch token",
+                            realm,
+                            status.to_string(),
+                        )));
                     }
-                    Self::backoff(attempt).await;
-                }
-                Err(upstream("fetch token", realm, last))
+                    if !status.is_success() {
+                        return Err(Failure::fatal(upstream(
+                            "fetch token",
+                            realm,
+                            format!("{status}: check the registry credentials"),
+                        )));
+                    }
+                    #[derive(serde::Deserialize)]
+                    struct Token {
+                        token: Option<String>,
+                        access_token: Option<String>,
+                    }
+                    let t: Token = r.json().await.map_err(|e| {
+                        Failure::fatal(upstream("fetch token", realm, e.to_string()))
+                    })?;
+                    t.token.or(t.access_token).ok_or_else(|| {
+                        Failure::fatal(upstream("fetch token", realm, "answer has no token"))
+                    })
+                };
+                let token = fetch
+                    .retry(retry_policy())
+                    .when(|f| f.transient)
+                    .await
+                    .map_err(|f| f.error)?;
+                *self.auth.lock().await = Some(format!("Bearer {token}"));
+                Ok(())
             }
             other => Err(upstream(
                 "authenticate",
@@ -543,8 +582,7 @@ async fn copy_layer(
         return Ok(());
     }
     let target = format!("{image}@{d}");
-    let mut attempt = 0;
-    loop {
+    let attempt = || async {
         let r = remote.blob(&d).await?;
         let copied = Arc::new(AtomicU64::new(0));
         let reported = Arc::new(AtomicU64::new(0));
@@ -571,33 +609,41 @@ async fn copy_layer(
                     }
                 }),
         );
-        match registry.put_blob(app, &d, stream).await {
-            Ok(n) => {
-                let _ = progress
-                    .send(Progress::Layer {
-                        digest: digest.into(),
-                        size,
-                        copied: n,
-                        status: "done",
-                    })
-                    .await;
-                return Ok(());
-            }
-            Err(e @ Error::DigestMismatch { .. }) => return Err(lied(e, &target)),
-            Err(Error::Io { .. }) if attempt + 1 < ATTEMPTS => {
-                // The connection broke mid-blob: start the blob again.
-                tracing::debug!(%target, attempt, "retrying blob download");
-                Remote::backoff(attempt).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+        registry.put_blob(app, &d, stream).await
+    };
+    let n = attempt
+        .retry(retry_policy())
+        // The connection broke mid-blob: start the blob again.
+        .when(|e| matches!(e, Error::Io { .. }))
+        .notify(|e, wait| tracing::debug!(%target, error = %e, ?wait, "retrying blob download"))
+        .await
+        .map_err(|e| lied(e, &target))?;
+    let _ = progress
+        .send(Progress::Layer {
+            digest: digest.into(),
+            size,
+            copied: n,
+            status: "done",
+        })
+        .await;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_wait_200_400_800_ms() {
+        use backon::BackoffBuilder as _;
+        // backon scales in f32: compare to the millisecond.
+        let waits: Vec<u128> = retry_policy()
+            .build()
+            .map(|d| (d.as_secs_f64() * 1000.0).round() as u128)
+            .collect();
+        assert_eq!(waits, [200, 400, 800]);
+        assert_eq!(waits.len() + 1, ATTEMPTS);
+    }
 
     #[test]
     fn challenges() {

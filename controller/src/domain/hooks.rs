@@ -1,5 +1,7 @@
 //! Calls from the builder and registry-sync, authenticated by the shared builder key.
 
+use subtle::ConstantTimeEq as _;
+
 use super::Controller;
 use super::apps::{Access, app_for};
 use super::releases::NewBuild;
@@ -29,9 +31,8 @@ impl Controller {
     /// Checks the builder key (constant-time compare).
     pub fn check_builder_key(&self, key: &str) -> Result<()> {
         let want = self.settings.builder_key.as_bytes();
-        let got = key.as_bytes();
-        let same = want.len() == got.len()
-            && want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        // Only the length leaks; the key's bytes are compared in constant time.
+        let same: bool = want.ct_eq(key.as_bytes()).into();
         if want.is_empty() || !same {
             return Err(Error::Unauthorized(
                 "invalid builder key (X-Deis-Builder-Auth)".into(),
