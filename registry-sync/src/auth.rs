@@ -60,27 +60,18 @@ pub trait AccessCheck: Send + Sync + std::fmt::Debug {
 }
 
 /// The real check: the controller's `Hooks.CheckAccess` over gRPC.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ControllerAccess {
-    endpoint: tonic::transport::Endpoint,
-    // One channel (connection pool) for every check, made on first use inside the runtime.
-    channel: std::sync::OnceLock<tonic::transport::Channel>,
-    builder_key: String,
+    hooks: workflow_clients::controller::ControllerHooks,
 }
 
 impl ControllerAccess {
-    /// A checker calling the controller at `url` (e.g. `http://127.0.0.1:8010`), authenticated
+    /// A checker calling the controller at `url` (e.g. `http://127.0.0.1:8001`), authenticated
     /// with the builder key.
     pub fn new(url: &str, builder_key: &str) -> Result<Self> {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-            .map_err(|e| Error::Config(format!("controller url {url:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10));
-        Ok(ControllerAccess {
-            endpoint,
-            channel: std::sync::OnceLock::new(),
-            builder_key: builder_key.to_string(),
-        })
+        let hooks = workflow_clients::controller::ControllerHooks::new(url, builder_key)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(ControllerAccess { hooks })
     }
 }
 
@@ -93,43 +84,24 @@ impl AccessCheck for ControllerAccess {
         app: &str,
         action: Action,
     ) -> Result<Decision> {
-        use workflow_proto::controller::v1::{CheckAccessRequest, hooks_client::HooksClient};
-        let channel = self
-            .channel
-            .get_or_init(|| self.endpoint.connect_lazy())
-            .clone();
-        let mut client = HooksClient::new(channel);
-        let mut req = tonic::Request::new(CheckAccessRequest {
-            username: username.to_string(),
-            token: token.to_string(),
-            app: app.to_string(),
-            action: action.as_str().to_string(),
-        });
-        let key = tonic::metadata::MetadataValue::try_from(self.builder_key.as_str())
-            .map_err(|e| Error::Config(format!("builder key: {e}")))?;
-        req.metadata_mut().insert("x-deis-builder-auth", key);
-        match client.check_access(req).await {
-            Ok(r) => {
-                let r = r.into_inner();
-                Ok(if r.allowed {
-                    Decision::Allowed
-                } else {
-                    Decision::Denied(r.reason)
-                })
-            }
-            Err(s) if s.code() == tonic::Code::Unauthenticated => {
-                Ok(Decision::BadCredentials(s.message().to_string()))
-            }
-            Err(s)
-                if s.code() == tonic::Code::PermissionDenied
-                    || s.code() == tonic::Code::NotFound =>
-            {
-                Ok(Decision::Denied(s.message().to_string()))
-            }
-            Err(s) => Err(Error::AccessCheck(format!(
-                "controller check_access for {username:?} on {app:?}: {}",
-                s.message()
-            ))),
+        use workflow_clients::Kind;
+        use workflow_clients::controller::Access;
+        use workflow_proto::status::HasKind;
+        match self
+            .hooks
+            .check_access(username, token, app, action.as_str())
+            .await
+        {
+            Ok(Access::Allowed) => Ok(Decision::Allowed),
+            Ok(Access::Denied(reason)) => Ok(Decision::Denied(reason)),
+            Err(e) => match e.kind() {
+                Kind::Unauthenticated => Ok(Decision::BadCredentials(e.message().to_string())),
+                Kind::Denied | Kind::NotFound => Ok(Decision::Denied(e.message().to_string())),
+                _ => Err(Error::AccessCheck(format!(
+                    "controller check_access for {username:?} on {app:?}: {}",
+                    e.message()
+                ))),
+            },
         }
     }
 }
