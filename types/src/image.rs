@@ -152,6 +152,24 @@ pub fn validate_host(host: &str) -> Result<()> {
     Ok(())
 }
 
+/// The host a registry's API is served on: Docker Hub's differs from its name.
+pub fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+/// Whether a registry `host[:port]` is on this machine (`localhost`, `127.*`, `[::1]`).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
 /// A parsed image reference with Docker's defaults applied: Docker Hub when no registry is
 /// named, `library/` for its one-component names, `latest` when neither tag nor digest is
 /// given.
@@ -229,20 +247,12 @@ impl Reference {
 
     /// The host the registry API is served on (Docker Hub's differs from its name).
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
+        api_host(&self.registry)
     }
 
     /// Whether the registry is on this machine (where plain HTTP is allowed).
     pub fn is_loopback(&self) -> bool {
-        let host = match self.registry.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => self.registry.as_str(),
-        };
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        is_loopback(&self.registry)
     }
 
     /// What to ask the registry for: the digest if given, else the tag.
