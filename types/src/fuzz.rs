@@ -10,8 +10,11 @@ use crate::process::ProcessType;
 use crate::procfile::{self, Procfile};
 use crate::time;
 
+/// A check: takes any bytes, panics only when an invariant breaks.
+pub type Check = fn(&[u8]);
+
 /// The targets, by name (the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("image_reference", image_reference),
     ("digest", digest),
     ("app_name", app_name),

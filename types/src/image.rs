@@ -293,7 +293,10 @@ mod tests {
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-    fn parts(s: &str) -> (String, String, Option<String>, Option<String>) {
+    /// (registry, repository, tag, digest)
+    type Parts = (String, String, Option<String>, Option<String>);
+
+    fn parts(s: &str) -> Parts {
         let r = Reference::parse(s).unwrap();
         (
             r.registry,
@@ -306,7 +309,7 @@ mod tests {
     #[test]
     fn good_references() {
         let s = |v: &str| v.to_string();
-        let table: Vec<(String, (String, String, Option<String>, Option<String>))> = vec![
+        let table: Vec<(String, Parts)> = vec![
             (
                 s("busybox"),
                 (

@@ -181,7 +181,8 @@ mod tests {
 
     #[test]
     fn good_procfiles() {
-        let table: &[(&[u8], &[(&str, &str)])] = &[
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
+        let table: &[(&[u8], Pairs)] = &[
             (b"", &[]),
             (b"\n\n  \n", &[]),
             (b"# only a comment\n", &[]),
