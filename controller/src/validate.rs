@@ -11,20 +11,13 @@ pub const USERNAME_MSG: &str = "Enter a valid username. This value may contain o
 
 /// An RFC 1123 label: 1-63 of `a-z0-9-`, starting and ending alphanumeric.
 pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    workflow_types::app::is_dns_label(s)
 }
 
 /// App names are RFC 1123 labels (they become Kubernetes namespaces).
 pub fn app_name(name: &str) -> Result<()> {
-    if !is_dns_label(name) {
-        return Err(Error::invalid("id", name, APP_NAME_MSG));
-    }
-    Ok(())
+    workflow_types::app::validate_app_name(name)
+        .map_err(|_| Error::invalid("id", name, APP_NAME_MSG))
 }
 
 /// Django's username rule: 1-150 of letters, digits and `@.+-_`.
@@ -117,118 +110,48 @@ pub fn config_value(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deis's message for a bad process type.
+const PROCESS_TYPE_MSG: &str = "process types can only contain a-z (lowercase), 0-9 and hyphens";
+
 /// Process types: RFC 1123 labels (they name Deployments `<app>-<type>`).
 pub fn process_type(t: &str) -> Result<()> {
-    if !is_dns_label(t) {
-        return Err(Error::invalid(
-            "procfile",
-            t,
-            "process types can only contain a-z (lowercase), 0-9 and hyphens",
-        ));
-    }
-    Ok(())
+    workflow_types::process::validate_process_type(t)
+        .map_err(|_| Error::invalid("procfile", t, PROCESS_TYPE_MSG))
 }
 
 /// A Procfile map: valid types, non-empty single-line commands, at most 100 entries.
 pub fn procfile(map: &std::collections::BTreeMap<String, String>) -> Result<()> {
-    if map.len() > 100 {
-        return Err(Error::invalid(
-            "procfile",
-            &format!("{} process types", map.len()),
-            "at most 100 process types",
-        ));
-    }
-    for (t, cmd) in map {
-        process_type(t)?;
-        if cmd.trim().is_empty() || cmd.contains('\n') || cmd.contains('\0') || cmd.len() > 8192 {
-            return Err(Error::invalid(
+    use workflow_types::Error as E;
+    workflow_types::procfile::validate_entries(map.iter().map(|(t, c)| (t.as_str(), c.as_str())))
+        .map_err(|e| match e {
+            E::TooManyProcessTypes { count, max } => Error::invalid(
                 "procfile",
-                t,
-                "the command must be one non-empty line of at most 8192 bytes",
-            ));
-        }
-    }
-    Ok(())
+                &format!("{count} process types"),
+                format!("at most {max} process types"),
+            ),
+            E::ProcessType { value, .. } => Error::invalid("procfile", &value, PROCESS_TYPE_MSG),
+            E::Command {
+                process_type,
+                reason,
+            } => Error::invalid("procfile", &process_type, reason),
+            other => Error::invalid("procfile", "", other.to_string()),
+        })
 }
 
 /// An image reference: `[host[:port]/]path[:tag][@digest]` per the distribution grammar.
 pub fn image_reference(image: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::invalid("image", image, why.to_string()));
-    if image.is_empty() {
-        return bad("This field may not be blank.");
-    }
-    if image.len() > 1024 {
-        return bad("image references are at most 1024 characters");
-    }
-    let (rest, digest) = match image.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (image, None),
-    };
-    if let Some(d) = digest {
-        let Some((alg, hex)) = d.split_once(':') else {
-            return bad("digest must look like sha256:<64 hex digits>");
-        };
-        let ok = match alg {
-            "sha256" => hex.len() == 64,
-            "sha512" => hex.len() == 128,
-            _ => false,
-        } && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !ok {
-            return bad("digest must look like sha256:<64 hex digits>");
-        }
-    }
-    // A tag is after the last ':' that follows the last '/'.
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if !ok {
-            return bad("tags are 1-128 of [A-Za-z0-9_.-], not starting with . or -");
-        }
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1 {
-        let first = parts[0];
-        if first.contains('.') || first.contains(':') || first == "localhost" {
-            let host_ok = !first.is_empty()
-                && first.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                });
-            if !host_ok {
-                return bad("the registry host is not a valid host[:port]");
-            }
-            parts.remove(0);
-        }
-    }
-    for comp in parts {
-        let ok = !comp.is_empty()
-            && comp.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-            && comp
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric())
-            && comp
-                .bytes()
-                .last()
-                .is_some_and(|b| b.is_ascii_alphanumeric());
-        if !ok {
-            return bad("repository path components are lowercase [a-z0-9] separated by . _ or -");
-        }
-    }
-    Ok(())
+    use workflow_types::Error as E;
+    workflow_types::image::Reference::parse(image)
+        .map(drop)
+        .map_err(|e| {
+            let why = match e {
+                E::Reference {
+                    reason: "empty", ..
+                } => "This field may not be blank.".to_string(),
+                other => other.to_string(),
+            };
+            Error::invalid("image", image, why)
+        })
 }
 
 /// A key name: 1-128 printable characters without whitespace.
@@ -333,6 +256,32 @@ mod tests {
         ] {
             assert!(image_reference(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn image_reference_errors_name_the_part() {
+        let sha512 = format!("example.com/x@sha512:{}", "ab".repeat(64));
+        assert!(image_reference(&sha512).is_ok());
+        let e = image_reference("a:-x").unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid image \"a:-x\": invalid tag \"-x\""),
+            "{e}"
+        );
+        let e = image_reference("").unwrap_err().to_string();
+        assert!(e.ends_with("This field may not be blank."), "{e}");
+    }
+
+    #[test]
+    fn procfile_errors_keep_the_field() {
+        let m = std::collections::BTreeMap::from([("web".to_string(), " ".to_string())]);
+        let e = procfile(&m).unwrap_err().to_string();
+        assert_eq!(e, "invalid procfile \"web\": the command is empty");
+        let m = std::collections::BTreeMap::from([("Web".to_string(), "x".to_string())]);
+        let e = procfile(&m).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid procfile \"Web\": process types can only contain a-z (lowercase), 0-9 and hyphens"
+        );
     }
 
     proptest! {

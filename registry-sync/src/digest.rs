@@ -1,129 +1,71 @@
-//! Digests, repository names and tags: pure parsers and validators.
+//! Digests, repository names and tags: the registry's view of the shared parsers in
+//! `workflow_types`, with their errors mapped to the registry's (and so to OCI error codes).
 
 use std::fmt;
 
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
+use workflow_types::digest::Algorithm;
 
 use crate::error::{Error, Result};
 
-/// A `sha256:<64 lowercase hex>` content digest (the only algorithm this registry stores).
+/// A `sha256:<64 lowercase hex>` content digest: the only algorithm this registry stores
+/// (its blob keys and upload hashers are sha256), so other valid digests are `Unsupported`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest {
-    hex: String,
-}
+pub struct Digest(workflow_types::Digest);
 
 impl Digest {
     /// Parses and validates `algorithm:encoded`.
     pub fn parse(s: &str) -> Result<Self> {
-        let Some((algo, hex)) = s.split_once(':') else {
-            return Err(Error::DigestInvalid(s.to_string()));
-        };
-        match algo {
-            "sha256" => {
-                if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                    Ok(Digest {
-                        hex: hex.to_string(),
-                    })
-                } else {
-                    Err(Error::DigestInvalid(s.to_string()))
-                }
-            }
-            "sha512" | "blake3" => Err(Error::Unsupported(format!(
-                "digest algorithm {algo:?} in {s:?}"
+        let d =
+            workflow_types::Digest::parse(s).map_err(|_| Error::DigestInvalid(s.to_string()))?;
+        Self::stored(d, s)
+    }
+
+    /// Keeps a parsed digest if this registry can store it.
+    pub(crate) fn stored(d: workflow_types::Digest, s: &str) -> Result<Self> {
+        match d.algorithm() {
+            Algorithm::Sha256 => Ok(Digest(d)),
+            other => Err(Error::Unsupported(format!(
+                "digest algorithm {:?} in {s:?}",
+                other.as_str()
             ))),
-            _ => Err(Error::DigestInvalid(s.to_string())),
         }
     }
 
     /// The digest of `data`.
     pub fn of(data: &[u8]) -> Self {
-        Digest {
-            hex: hex::encode(Sha256::digest(data)),
-        }
+        Digest(workflow_types::Digest::sha256(data))
     }
 
     /// From a finished hasher.
     pub fn from_hasher(h: Sha256) -> Self {
-        Digest {
-            hex: hex::encode(h.finalize()),
-        }
+        Digest(workflow_types::Digest::from_sha256(h))
     }
 
     /// The hex part.
     pub fn hex(&self) -> &str {
-        &self.hex
+        self.0.hex()
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        self.0.fmt(f)
     }
 }
 
 /// Longest repository name accepted (distribution's limit).
-pub const MAX_NAME_LEN: usize = 255;
-
-fn is_lower_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
+pub const MAX_NAME_LEN: usize = workflow_types::image::MAX_NAME_LEN;
 
 /// Validates a repository name: `/`-separated components of `[a-z0-9]+` joined by `.`, `_`,
 /// `__` or `-+` separators (the distribution grammar).
 pub fn validate_name(name: &str) -> Result<()> {
-    let bad = || Error::NameInvalid(name.to_string());
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(bad());
-    }
-    for comp in name.split('/') {
-        let b = comp.as_bytes();
-        if b.is_empty() || !is_lower_alnum(b[0]) || !is_lower_alnum(b[b.len() - 1]) {
-            return Err(bad());
-        }
-        let mut i = 0;
-        while i < b.len() {
-            if is_lower_alnum(b[i]) {
-                i += 1;
-                continue;
-            }
-            // A separator run: ".", "_", "__" or "-"+, then an alphanumeric.
-            let start = i;
-            match b[i] {
-                b'.' => i += 1,
-                b'_' => {
-                    i += 1;
-                    if i < b.len() && b[i] == b'_' {
-                        i += 1;
-                    }
-                }
-                b'-' => {
-                    while i < b.len() && b[i] == b'-' {
-                        i += 1;
-                    }
-                }
-                _ => return Err(bad()),
-            }
-            if i == start || i >= b.len() || !is_lower_alnum(b[i]) {
-                return Err(bad());
-            }
-        }
-    }
-    Ok(())
+    workflow_types::image::validate_name(name).map_err(|_| Error::NameInvalid(name.to_string()))
 }
 
 /// Validates a tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<()> {
-    let b = tag.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::TagInvalid(tag.to_string()))
-    }
+    workflow_types::image::validate_tag(tag).map_err(|_| Error::TagInvalid(tag.to_string()))
 }
 
 /// A manifest reference: a tag or a digest.
@@ -179,6 +121,16 @@ mod tests {
         ] {
             assert!(Digest::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn valid_sha512_is_unsupported_not_invalid() {
+        let d = format!("sha512:{}", "ab".repeat(64));
+        assert!(matches!(Digest::parse(&d), Err(Error::Unsupported(_))));
+        assert!(matches!(
+            Digest::parse("sha512:ab"),
+            Err(Error::DigestInvalid(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Image references (`[registry/]repository[:tag][@digest]`): a pure parser with Docker's
-//! defaults (Docker Hub, `library/`, `latest`).
+//! Image references (`[registry/]repository[:tag][@digest]`): the shared parser of
+//! `workflow_types::image`, with Docker's defaults (Docker Hub, `library/`, `latest`).
 
-use crate::digest::{Digest, validate_name, validate_tag};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// A parsed image reference.
@@ -18,84 +18,28 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses a reference.
+    /// Parses a reference. A valid sha512 digest parses but is `Unsupported`: imports verify
+    /// content with sha256, the algorithm this registry stores.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| Error::ReferenceInvalid(s.to_string(), why.to_string());
-        if s.is_empty() || s.len() > 1024 || s.trim() != s {
-            return Err(bad("empty, too long or padded with spaces"));
-        }
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (
-                r,
-                Some(Digest::parse(d).map_err(|_| bad("invalid digest"))?),
-            ),
-            None => (s, None),
-        };
-        // A tag is after the last ':' that follows the last '/'.
-        let slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[slash..].rfind(':') {
-            Some(i) => (&rest[..slash + i], Some(rest[slash + i + 1..].to_string())),
-            None => (rest, None),
-        };
-        if let Some(t) = &tag {
-            validate_tag(t).map_err(|_| bad("invalid tag"))?;
-        }
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), path.to_string())
-            }
-            _ => ("docker.io".to_string(), name.to_string()),
-        };
-        let repository = if registry == "docker.io" && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository
-        };
-        validate_name(&repository).map_err(|_| bad("invalid repository name"))?;
-        if registry.is_empty()
-            || !registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-        {
-            return Err(bad("invalid registry host"));
-        }
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_string())
-        } else {
-            tag
-        };
+        let r = workflow_types::image::Reference::parse(s)
+            .map_err(|e| Error::ReferenceInvalid(s.to_string(), e.to_string()))?;
+        let digest = r.digest.map(|d| Digest::stored(d, s)).transpose()?;
         Ok(ImageRef {
-            registry,
-            repository,
-            tag,
+            registry: r.registry,
+            repository: r.repository,
+            tag: r.tag,
             digest,
         })
     }
 
     /// The host the API is served on (Docker Hub's differs from its name).
     pub fn api_host(&self) -> &str {
-        if self.registry == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
+        workflow_types::image::api_host(&self.registry)
     }
 
     /// Whether the registry is on this machine (plain HTTP allowed).
     pub fn is_loopback(&self) -> bool {
-        let host = self
-            .registry
-            .rsplit_once(':')
-            .map_or(self.registry.as_str(), |(h, p)| {
-                if p.bytes().all(|b| b.is_ascii_digit()) {
-                    h
-                } else {
-                    self.registry.as_str()
-                }
-            });
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        workflow_types::image::is_loopback(&self.registry)
     }
 
     /// The digest if given, else the tag.
@@ -148,5 +92,13 @@ mod tests {
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sha512_pins_parse_but_are_unsupported() {
+        let r = format!("example.com/x@sha512:{}", "ab".repeat(64));
+        assert!(matches!(ImageRef::parse(&r), Err(Error::Unsupported(_))));
+        let e = ImageRef::parse("x@sha512:ab").unwrap_err();
+        assert!(matches!(e, Error::ReferenceInvalid(..)), "{e}");
     }
 }

@@ -1,0 +1,86 @@
+//! Process type names (`web`, `worker`): RFC 1123 labels, as they name Deployments
+//! `<app>-<type>`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::app::is_dns_label;
+use crate::error::{Error, Result, shown};
+
+/// Validates a process type name.
+pub fn validate_process_type(t: &str) -> Result<()> {
+    if is_dns_label(t) {
+        Ok(())
+    } else {
+        Err(Error::ProcessType {
+            value: shown(t),
+            reason: "process types are 1-63 of a-z (lowercase), 0-9 and hyphens, starting and ending with a letter or digit",
+        })
+    }
+}
+
+/// A valid process type name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcessType(String);
+
+impl ProcessType {
+    /// Parses and validates a process type name.
+    pub fn parse(s: &str) -> Result<Self> {
+        validate_process_type(s)?;
+        Ok(ProcessType(s.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProcessType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ProcessType {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ProcessType::parse(s)
+    }
+}
+
+impl AsRef<str> for ProcessType {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        for ok in ["web", "worker", "cmd", "release-2", "a"] {
+            assert_eq!(ProcessType::parse(ok).unwrap().to_string(), ok);
+        }
+        for bad in [
+            "",
+            "WEB",
+            "web_1",
+            "-web",
+            "web-",
+            "w b",
+            "wéb",
+            &"w".repeat(64),
+        ] {
+            assert_eq!(
+                ProcessType::parse(bad).unwrap_err().to_string(),
+                format!(
+                    "invalid process type {bad:?}: process types are 1-63 of a-z (lowercase), 0-9 and hyphens, starting and ending with a letter or digit"
+                )
+            );
+        }
+    }
+}
