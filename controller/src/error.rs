@@ -81,20 +81,30 @@ impl Error {
 
     /// The gRPC status code the gRPC API answers with.
     pub fn grpc_code(&self) -> tonic::Code {
-        match self.http_status() {
-            400 | 422 => tonic::Code::InvalidArgument,
-            401 => tonic::Code::Unauthenticated,
-            403 => tonic::Code::PermissionDenied,
-            404 => tonic::Code::NotFound,
-            409 => tonic::Code::AlreadyExists,
-            503 => tonic::Code::Unavailable,
-            _ => tonic::Code::Internal,
+        workflow_proto::status::HasKind::kind(self).code()
+    }
+}
+
+impl workflow_proto::status::HasKind for Error {
+    fn kind(&self) -> workflow_proto::status::Kind {
+        use workflow_proto::status::Kind;
+        match self {
+            Error::Invalid { .. }
+            | Error::BadRequest(_)
+            | Error::Deploy(_)
+            | Error::Unprocessable(_) => Kind::Invalid,
+            Error::Unauthorized(_) => Kind::Unauthenticated,
+            Error::Forbidden(_) => Kind::Denied,
+            Error::NotFound(_) => Kind::NotFound,
+            Error::Conflict(_) | Error::Store(StoreError::Unique(_)) => Kind::Conflict,
+            Error::Unavailable(_) => Kind::Unavailable,
+            Error::Store(_) | Error::Internal(_) => Kind::Internal,
         }
     }
 }
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        tonic::Status::new(e.grpc_code(), e.to_string())
+        workflow_proto::status::status(&e)
     }
 }

@@ -70,7 +70,7 @@ impl Aggregator {
 fn time_bound(field: &'static str, v: &Option<String>) -> Result<Option<i64>> {
     match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => parse_time_bound(s, now_unix_nanos())
+        Some(s) => workflow_types::time::parse_time_bound(s, now_unix_nanos())
             .map(Some)
             .map_err(|_| {
                 Error::invalid(
@@ -122,25 +122,4 @@ impl LogSource for Aggregator {
             .map_err(|e| self.unavailable(e))?;
         Ok((records.iter().map(format_line).collect(), next))
     }
-}
-
-// TEMP until the shared time-bound parser lands.
-fn parse_time_bound(s: &str, now: i64) -> std::result::Result<i64, ()> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_nanos_opt().ok_or(());
-    }
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or(())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| ())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(()),
-    };
-    n.checked_mul(secs)
-        .and_then(|s| s.checked_mul(1_000_000_000))
-        .map(|d| now.saturating_sub(d))
-        .ok_or(())
 }

@@ -76,26 +76,26 @@ impl Error {
     }
 }
 
-impl From<Error> for tonic::Status {
-    fn from(e: Error) -> Self {
-        let msg = e.to_string();
-        match e {
-            Error::InvalidApp(_) | Error::Invalid { .. } | Error::Query { .. } => {
-                tonic::Status::invalid_argument(msg)
-            }
-            Error::Io { ref source, .. }
+impl workflow_proto::status::HasKind for Error {
+    fn kind(&self) -> workflow_proto::status::Kind {
+        use workflow_proto::status::Kind;
+        match self {
+            Error::InvalidApp(_) | Error::Invalid { .. } | Error::Query { .. } => Kind::Invalid,
+            Error::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::StorageFull
                     || source.kind() == std::io::ErrorKind::QuotaExceeded =>
             {
-                tonic::Status::resource_exhausted(msg)
+                Kind::Exhausted
             }
-            Error::Unavailable(_) | Error::Io { .. } | Error::Ship { .. } => {
-                tonic::Status::unavailable(msg)
-            }
-            Error::Grpc(_) | Error::Index { .. } | Error::Corrupt { .. } => {
-                tonic::Status::internal(msg)
-            }
+            Error::Unavailable(_) | Error::Io { .. } | Error::Ship { .. } => Kind::Unavailable,
+            Error::Grpc(_) | Error::Index { .. } | Error::Corrupt { .. } => Kind::Internal,
         }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        workflow_proto::status::status(&e)
     }
 }
 

@@ -177,24 +177,30 @@ impl Error {
     }
 }
 
-impl From<Error> for tonic::Status {
-    fn from(e: Error) -> Self {
-        let msg = e.to_string();
-        match e {
+impl workflow_proto::status::HasKind for Error {
+    fn kind(&self) -> workflow_proto::status::Kind {
+        use workflow_proto::status::Kind;
+        match self {
             Error::NotFound(_)
             | Error::NameUnknown(_)
             | Error::ManifestUnknown(_)
             | Error::BlobUnknown(_)
-            | Error::UploadUnknown(_) => tonic::Status::not_found(msg),
-            Error::Unauthorized(_) => tonic::Status::unauthenticated(msg),
-            Error::Denied(_) => tonic::Status::permission_denied(msg),
-            Error::Upstream { .. } | Error::AccessCheck(_) => tonic::Status::unavailable(msg),
-            Error::DigestMismatch { .. } => tonic::Status::data_loss(msg),
-            Error::Unsupported(_) => tonic::Status::unimplemented(msg),
+            | Error::UploadUnknown(_) => Kind::NotFound,
+            Error::Unauthorized(_) => Kind::Unauthenticated,
+            Error::Denied(_) => Kind::Denied,
+            Error::Upstream { .. } | Error::AccessCheck(_) => Kind::Unavailable,
+            Error::DigestMismatch { .. } => Kind::Corrupt,
+            Error::Unsupported(_) => Kind::Unsupported,
             Error::Io { .. } | Error::S3 { .. } | Error::Grpc(_) | Error::Serve { .. } => {
-                tonic::Status::internal(msg)
+                Kind::Internal
             }
-            _ => tonic::Status::invalid_argument(msg),
+            _ => Kind::Invalid,
         }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        workflow_proto::status::status(&e)
     }
 }

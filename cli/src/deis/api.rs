@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+pub use workflow_clients::registry::ImportEvent;
 
 /// A user (`/v2/auth/register/`, `/v2/auth/whoami/`, `/v2/users/`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -154,16 +155,9 @@ pub struct Perms {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum PullEvent {
-    /// A line of text for the user.
-    Message {
-        /// The text.
-        message: String,
-    },
-    /// A layer's progress.
-    Layer {
-        /// Which layer, and how far.
-        layer: LayerProgress,
-    },
+    /// Progress of the import: a line of text or a layer (the type registry-sync's client
+    /// reports and the controller streams).
+    Progress(ImportEvent),
     /// The end: the build and the release it made.
     Done {
         /// The new build.
@@ -178,18 +172,6 @@ pub enum PullEvent {
     },
 }
 
-/// How far a layer's copy is.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct LayerProgress {
-    /// Layer digest.
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// `exists`, `copying` or `done`.
-    pub status: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,11 +184,9 @@ mod tests {
     fn pull_events_by_key() {
         assert_eq!(
             event(r#"{"message": "resolving x"}"#),
-            PullEvent::Message {
-                message: "resolving x".into()
-            }
+            PullEvent::Progress(ImportEvent::Message("resolving x".into()))
         );
-        let PullEvent::Layer { layer } = event(
+        let PullEvent::Progress(ImportEvent::Layer(layer)) = event(
             r#"{"layer": {"digest": "sha256:ab", "size": 3, "copied": 1, "status": "copying"}}"#,
         ) else {
             panic!("not a layer");

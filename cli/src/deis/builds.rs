@@ -7,7 +7,7 @@ use clap::Subcommand;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{Build, PullEvent};
+use super::api::{Build, ImportEvent, PullEvent};
 use super::client::Client;
 use super::{AppArg, Ctx, procfile};
 
@@ -97,8 +97,8 @@ async fn pull(ctx: &Ctx, c: &Client, app: &str, image: &str, body: &Value) -> Re
             return;
         };
         match event {
-            PullEvent::Message { message } => out.info(format!("  {message}")),
-            PullEvent::Layer { layer } => {
+            PullEvent::Progress(ImportEvent::Message(message)) => out.info(format!("  {message}")),
+            PullEvent::Progress(ImportEvent::Layer(layer)) => {
                 // Each layer is reported when it is skipped or done, not for every chunk.
                 if layer.status == "copying"
                     || !reported.insert((layer.digest.clone(), layer.status.clone()))

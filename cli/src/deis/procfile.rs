@@ -2,25 +2,23 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
+use workflow_types::procfile::Procfile;
 
-/// Reads `{"web": "cmd"}` JSON or `type: command` lines (blank lines and `#` comments
-/// skipped) into process types and their commands.
+/// Reads `{"web": "cmd"}` JSON or Procfile lines (the shared Procfile parser: comments, blank
+/// lines, CRLF; errors name the line) into process types and their commands.
 pub fn parse(text: &str) -> Result<BTreeMap<String, String>> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).context("--procfile is not valid JSON");
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(text).context("--procfile is not valid JSON")?;
+        workflow_types::procfile::validate_entries(
+            map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .context("--procfile")?;
+        return Ok(map);
     }
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-    {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| anyhow!("procfile line {line:?}: expected `type: command`"))?;
-        out.insert(k.trim().to_string(), v.trim().to_string());
-    }
-    Ok(out)
+    let procfile = Procfile::parse(text.as_bytes()).context("--procfile")?;
+    Ok(procfile.into_pairs().into_iter().collect())
 }
 
 #[cfg(test)]

@@ -188,8 +188,9 @@ pub async fn query(
     let since = args
         .since
         .as_deref()
-        .map(|s| super::time_bound(s, now_unix_nanos()))
-        .transpose()?;
+        .map(|s| workflow_types::time::parse_time_bound(s, now_unix_nanos()))
+        .transpose()
+        .context("--since")?;
     if args.search.is_some() || args.since.is_some() || args.process_type.is_some() {
         if args.follow {
             bail!("--follow cannot be combined with --search, --since or --type");

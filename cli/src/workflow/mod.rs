@@ -252,30 +252,6 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-// TEMP until the shared time-bound parser lands.
-pub(crate) fn time_bound(s: &str, now: i64) -> Result<i64> {
-    let bad = || {
-        anyhow::anyhow!("invalid time {s:?} (want e.g. 30s, 15m, 2h, 7d or 2024-01-02T15:04:05Z)")
-    };
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_nanos_opt().ok_or_else(bad);
-    }
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(secs)
-        .and_then(|s| s.checked_mul(1_000_000_000))
-        .map(|d| now.saturating_sub(d))
-        .ok_or_else(bad)
-}
-
 async fn bind(addr: SocketAddr, random: bool, what: &str) -> Result<TcpListener> {
     let addr = if random {
         SocketAddr::from(([127, 0, 0, 1], 0))
