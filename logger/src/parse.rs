@@ -454,16 +454,7 @@ impl FileName {
     }
 }
 
-/// Whether `s` is an RFC 1123 label: 1-63 of `[a-z0-9-]`, starting and ending alphanumeric.
-pub fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
+pub use workflow_types::app::is_dns_label;
 
 fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)

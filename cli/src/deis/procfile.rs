@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use workflow_types::procfile::Procfile;
 
 /// Reads `{"web": "cmd"}` JSON or Procfile lines (the shared Procfile parser: comments, blank
@@ -17,7 +17,7 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>> {
         .context("--procfile")?;
         return Ok(map);
     }
-    let procfile = Procfile::parse(text.as_bytes()).context("--procfile")?;
+    let procfile = Procfile::parse(text.as_bytes()).map_err(|e| anyhow!("--procfile: {e}"))?;
     Ok(procfile.into_pairs().into_iter().collect())
 }
 
