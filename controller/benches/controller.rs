@@ -1,5 +1,6 @@
 //! Controller benchmark: the newest page of releases of an app with 10,000 releases,
-//! against the same query on an app with 10 releases (the baseline, same run).
+//! against the same query on an app with 10 releases (the baseline, same run); and the
+//! point reads behind an authenticated `GET /v2/apps/<app>/` (token lookup, then app read).
 //!
 //! `cargo bench -p workflow-controller --bench controller` (SQLite; set
 //! `WORKFLOW_TEST_POSTGRES_URL` to also measure PostgreSQL). Prints medians and ratios;
@@ -42,6 +43,19 @@ async fn time_newest_page(ctl: &Controller, user: &User, app: &str, runs: usize)
     median(samples)
 }
 
+/// Token -> user, then the app with its access check: what every authenticated app request does.
+async fn time_point_read(ctl: &Controller, token: &str, app: &str, runs: usize) -> Duration {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let user = ctl.authenticate(token).await.expect("authenticate");
+        let found = ctl.get_app(&user, app).await.expect("get app");
+        samples.push(t.elapsed());
+        assert_eq!(found.id, app);
+    }
+    median(samples)
+}
+
 async fn bench(label: &str, store: Store) {
     let ctl = Arc::new(Controller::new(
         store,
@@ -68,6 +82,8 @@ async fn bench(label: &str, store: Store) {
     fill(&ctl, &user, "small", 10).await;
     let big = time_newest_page(&ctl, &user, "big", 200).await;
     let small = time_newest_page(&ctl, &user, "small", 200).await;
+    let token = ctl.login("bench", "pw").await.expect("login");
+    let point = time_point_read(&ctl, &token, "big", 1000).await;
     println!(
         "{label}: newest page (100) of 10,000 releases: median {:.2} ms; of 10 releases (baseline): {:.2} ms; ratio {:.2}x; target < 20 ms: {}",
         big.as_secs_f64() * 1e3,
@@ -78,6 +94,11 @@ async fn bench(label: &str, store: Store) {
         } else {
             "MISSED"
         }
+    );
+    println!(
+        "{label}: token lookup + app read (GET /v2/apps/<app>/): median {:.1} us; vs newest page of 10: {:.2}x",
+        point.as_secs_f64() * 1e6,
+        point.as_secs_f64() / small.as_secs_f64()
     );
     println!(
         "{label}: writing 10,000 releases took {:.1} s ({:.0} releases/s)",

@@ -13,7 +13,7 @@ use workflow_controller::domain::{
 };
 use workflow_controller::model::{PageRequest, Process, User};
 use workflow_controller::runtime::{Desired, Runtime, RuntimeError};
-use workflow_controller::store::Store;
+use workflow_controller::store::{Store, StoreError};
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDLjnHVq5yBmHIwRD1OElJWUVPy0ShFQLWR2pbzq6chE alice@laptop";
@@ -497,6 +497,35 @@ async fn concurrent_changes_get_distinct_versions(store: Store) {
     );
 }
 
+/// A malformed JSON column is an error that names the table and column, not a silent default.
+async fn malformed_json_is_an_error(store: Store) {
+    let ctl = common::controller(store.clone());
+    let (alice, _) = user(&ctl, "alice").await;
+    ctl.create_app(&alice, Some("hello")).await.unwrap();
+    store
+        .write(|c| {
+            c.execute(
+                "UPDATE apps SET structure = $1 WHERE name = $2",
+                &["{\"web\": 1".into(), "hello".into()],
+            )
+        })
+        .await
+        .unwrap();
+    let err = ctl.get_app(&alice, "hello").await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Store(StoreError::Decode {
+                column: "apps.structure",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("apps.structure"), "{err}");
+    assert_eq!(err.http_status(), 500);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -529,4 +558,37 @@ contract!(
     keys_and_hooks,
     failed_rollout_keeps_previous,
     concurrent_changes_get_distinct_versions,
+    malformed_json_is_an_error,
 );
+
+/// Controllers starting together on one fresh PostgreSQL database all migrate it
+/// (guards the migration lock: without it the losers failed on each other's tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_opens_all_migrate() {
+    let Ok(admin_url) = std::env::var("WORKFLOW_TEST_POSTGRES_URL") else {
+        eprintln!("skipping PostgreSQL: set WORKFLOW_TEST_POSTGRES_URL (scripts/test does)");
+        return;
+    };
+    let db = format!("wf_test_{}", uuid::Uuid::new_v4().simple());
+    let (admin, create) = (admin_url.clone(), format!("CREATE DATABASE {db}"));
+    tokio::task::spawn_blocking(move || {
+        ::postgres::Client::connect(&admin, ::postgres::NoTls)
+            .expect("connect to the PostgreSQL test server")
+            .batch_execute(&create)
+            .expect("create test database");
+    })
+    .await
+    .unwrap();
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(b, _)| b);
+    let url = format!("{base}/{db}");
+    let opens = (0..4).map(|_| Store::connect(&url));
+    for (i, r) in futures::future::join_all(opens)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(r.is_ok(), "open {i}: {:?}", r.err());
+    }
+}

@@ -26,7 +26,7 @@ pub(crate) fn app_for(c: &mut dyn Conn, user: &User, name: &str, access: Access)
     let row = c
         .query_opt(&sql, &[name.into(), user.id.into()])?
         .ok_or_else(|| not_found(name))?;
-    let found = rows::app(&row);
+    let found = rows::app(&row)?;
     let collaborator = row.bool(7);
     let owner = found.owner_id == user.id;
     let allowed = user.is_superuser || owner || (access == Access::Use && collaborator);
@@ -147,8 +147,8 @@ impl Controller {
                         &[uid.into(), admin.into(), i64::from(page.limit).into(), i64::from(page.offset).into()],
                     )?
                     .iter()
-                    .map(|r| rows::app(r).app)
-                    .collect();
+                    .map(|r| rows::app(r).map(|a| a.app))
+                    .collect::<Result<_>>()?;
                 Ok(Page { count, results })
             })
             .await

@@ -157,14 +157,14 @@ fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
     let sql = format!("{CONFIG_SELECT} WHERE c.uuid = $1");
     c.query_opt(&sql, &[uuid.into()])?
         .map(|r| rows::config(&r))
-        .ok_or_else(|| Error::Internal(format!("config {uuid} missing")))
+        .ok_or_else(|| Error::Internal(format!("config {uuid} missing")))?
 }
 
 fn build_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Build> {
     let sql = format!("{BUILD_SELECT} WHERE b.uuid = $1");
     c.query_opt(&sql, &[uuid.into()])?
         .map(|r| rows::build(&r))
-        .ok_or_else(|| Error::Internal(format!("build {uuid} missing")))
+        .ok_or_else(|| Error::Internal(format!("build {uuid} missing")))?
 }
 
 fn body_of(c: &Config) -> ConfigBody {
@@ -607,7 +607,7 @@ impl Controller {
                     )?
                     .iter()
                     .map(rows::build)
-                    .collect();
+                    .collect::<Result<_>>()?;
                 Ok(Page { count, results })
             })
             .await
@@ -622,7 +622,7 @@ impl Controller {
                 let sql = format!("{BUILD_SELECT} WHERE b.app_uuid = $1 AND b.uuid = $2");
                 c.query_opt(&sql, &[a.app.uuid.into(), uuid.as_str().into()])?
                     .map(|r| rows::build(&r))
-                    .ok_or_else(|| Error::NotFound(format!("build {uuid:?} not found in {app}")))
+                    .ok_or_else(|| Error::NotFound(format!("build {uuid:?} not found in {app}")))?
             })
             .await
     }

@@ -4,7 +4,20 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::model::{App, Build, Config, ConfigBody, Key, Release, User};
-use crate::store::{Conn, Row, Value};
+use crate::store::{Conn, Row, StoreError, Value};
+
+/// Column `i` of `r`, a JSON text stored in `column` (`table.column`) of the row whose key is
+/// column 0. Malformed JSON is an error that says where it is: a default would hide the
+/// damage and the next write would overwrite what is left of it.
+fn json<T: serde::de::DeserializeOwned>(r: &Row, i: usize, column: &'static str) -> Result<T> {
+    serde_json::from_str(&r.text(i)).map_err(|e| {
+        Error::Store(StoreError::Decode {
+            column,
+            key: r.text(0),
+            reason: e.to_string(),
+        })
+    })
+}
 
 /// Renders a stored timestamp the way Deis does (`2016-09-13T18:29:54Z`).
 pub(crate) fn api_time(stored: &str) -> String {
@@ -50,18 +63,18 @@ pub(crate) const APP_SELECT: &str = "SELECT a.uuid, a.name, u.username, a.struct
 /// [`APP_SELECT`] plus column 7: whether user `$2` is a collaborator.
 pub(crate) const APP_ACCESS_SELECT: &str = "SELECT a.uuid, a.name, u.username, a.structure, a.created, a.updated, a.owner_id, EXISTS(SELECT 1 FROM perms p WHERE p.app_uuid = a.uuid AND p.user_id = $2) FROM apps a JOIN users u ON u.id = a.owner_id";
 
-pub(crate) fn app(r: &Row) -> AppRow {
-    AppRow {
+pub(crate) fn app(r: &Row) -> Result<AppRow> {
+    Ok(AppRow {
         app: App {
             uuid: r.text(0),
             id: r.text(1),
             owner: r.text(2),
-            structure: serde_json::from_str(&r.text(3)).unwrap_or_default(),
+            structure: json(r, 3, "apps.structure")?,
             created: api_time(&r.text(4)),
             updated: api_time(&r.text(5)),
         },
         owner_id: r.int(6),
-    }
+    })
 }
 
 pub(crate) const KEY_SELECT: &str = "SELECT k.uuid, k.name, u.username, k.public, k.fingerprint, k.created, k.updated FROM keys k JOIN users u ON u.id = k.user_id";
@@ -80,9 +93,9 @@ pub(crate) fn key(r: &Row) -> Key {
 
 pub(crate) const CONFIG_SELECT: &str = "SELECT c.uuid, a.name, c.owner, c.body, c.created, c.updated FROM configs c JOIN apps a ON a.uuid = c.app_uuid";
 
-pub(crate) fn config(r: &Row) -> Config {
-    let body: ConfigBody = serde_json::from_str(&r.text(3)).unwrap_or_default();
-    Config {
+pub(crate) fn config(r: &Row) -> Result<Config> {
+    let body: ConfigBody = json(r, 3, "configs.body")?;
+    Ok(Config {
         uuid: r.text(0),
         app: r.text(1),
         owner: r.text(2),
@@ -94,24 +107,24 @@ pub(crate) fn config(r: &Row) -> Config {
         healthcheck: body.healthcheck,
         created: api_time(&r.text(4)),
         updated: api_time(&r.text(5)),
-    }
+    })
 }
 
 pub(crate) const BUILD_SELECT: &str = "SELECT b.uuid, a.name, b.owner, b.image, b.sha, b.procfile, b.dockerfile, b.created, b.updated, b.port FROM builds b JOIN apps a ON a.uuid = b.app_uuid";
 
-pub(crate) fn build(r: &Row) -> Build {
-    Build {
+pub(crate) fn build(r: &Row) -> Result<Build> {
+    Ok(Build {
         uuid: r.text(0),
         app: r.text(1),
         owner: r.text(2),
         image: r.text(3),
         sha: r.text(4),
-        procfile: serde_json::from_str::<BTreeMap<String, String>>(&r.text(5)).unwrap_or_default(),
+        procfile: json::<BTreeMap<String, String>>(r, 5, "builds.procfile")?,
         dockerfile: r.text(6),
         port: u16::try_from(r.int(9)).ok().filter(|p| *p > 0),
         created: api_time(&r.text(7)),
         updated: api_time(&r.text(8)),
-    }
+    })
 }
 
 pub(crate) const RELEASE_SELECT: &str = "SELECT r.uuid, a.name, r.version, r.owner, r.build_uuid, r.config_uuid, r.summary, r.failed, r.exception, r.created, r.updated FROM releases r JOIN apps a ON a.uuid = r.app_uuid";

@@ -98,35 +98,53 @@ ALTER TABLE builds ADD COLUMN port BIGINT NOT NULL DEFAULT 0;
 
 /// Brings the schema up to date.
 pub(super) fn migrate(conn: &mut dyn Conn) -> Result<(), StoreError> {
-    conn.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")?;
+    in_transaction(conn, |c| {
+        c.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+    })?;
     let id = match conn.backend() {
         Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
         Backend::Postgres => "BIGSERIAL PRIMARY KEY",
     };
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
-        conn.begin_write()?;
-        let step = (|| {
-            let done = conn.query(
+        in_transaction(conn, |c| {
+            let done = c.query(
                 "SELECT version FROM schema_migrations WHERE version = $1",
                 &[version.into()],
             )?;
             if done.is_empty() {
-                conn.batch(&sql.replace("{ID}", id))?;
-                conn.execute(
+                c.batch(&sql.replace("{ID}", id))?;
+                c.execute(
                     "INSERT INTO schema_migrations (version) VALUES ($1)",
                     &[version.into()],
                 )?;
             }
             Ok(())
-        })();
-        match step {
-            Ok(()) => conn.batch("COMMIT")?,
-            Err(e) => {
-                let _ = conn.batch("ROLLBACK");
-                return Err(e);
-            }
-        }
+        })?;
     }
     Ok(())
+}
+
+/// Runs `step` in a write transaction that holds the migration lock: controllers starting
+/// together on one PostgreSQL database take turns instead of failing on each other's tables.
+/// (SQLite's `BEGIN IMMEDIATE` already serializes writers.)
+fn in_transaction(
+    conn: &mut dyn Conn,
+    step: impl FnOnce(&mut dyn Conn) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    conn.begin_write()?;
+    let out = (|| {
+        if conn.backend() == Backend::Postgres {
+            // Released at COMMIT or ROLLBACK; the key is arbitrary but fixed.
+            conn.batch("SELECT pg_advisory_xact_lock(7243010201)")?;
+        }
+        step(conn)
+    })();
+    match out {
+        Ok(()) => conn.batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
