@@ -1,8 +1,5 @@
 //! App names: RFC 1123 DNS labels (an app becomes a Kubernetes namespace).
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::error::{Error, Result, shown};
 
 /// Longest DNS label.
@@ -30,42 +27,11 @@ pub fn validate_app_name(name: &str) -> Result<()> {
     }
 }
 
-/// A valid app name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AppName(String);
-
-impl AppName {
-    /// Parses and validates an app name.
-    pub fn parse(s: &str) -> Result<Self> {
-        validate_app_name(s)?;
-        Ok(AppName(s.to_string()))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AppName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for AppName {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        AppName::parse(s)
-    }
-}
-
-impl AsRef<str> for AppName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+validated_name!(
+    /// A valid app name.
+    AppName,
+    validate_app_name
+);
 
 #[cfg(test)]
 mod tests {

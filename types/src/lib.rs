@@ -21,6 +21,49 @@
 //! targets in `types/fuzz/` and the stable replay in `tests/fuzz_corpus.rs` (seed corpus in
 //! `fuzz/corpus/<target>/`, then deterministic random inputs) both call them.
 
+/// A `String` newtype that only holds values `$validate` accepts, with `parse`, `as_str`,
+/// `Display`, `FromStr` and `AsRef<str>`.
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $name:ident, $validate:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses and validates the name.
+            pub fn parse(s: &str) -> $crate::Result<Self> {
+                $validate(s)?;
+                Ok($name(s.to_string()))
+            }
+
+            /// The name.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Error;
+
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                $name::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
 pub mod app;
 pub mod digest;
 pub mod error;

@@ -1,9 +1,6 @@
 //! Process type names (`web`, `worker`): RFC 1123 labels, as they name Deployments
 //! `<app>-<type>`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::app::is_dns_label;
 use crate::error::{Error, Result, shown};
 
@@ -19,42 +16,11 @@ pub fn validate_process_type(t: &str) -> Result<()> {
     }
 }
 
-/// A valid process type name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessType(String);
-
-impl ProcessType {
-    /// Parses and validates a process type name.
-    pub fn parse(s: &str) -> Result<Self> {
-        validate_process_type(s)?;
-        Ok(ProcessType(s.to_string()))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ProcessType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for ProcessType {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        ProcessType::parse(s)
-    }
-}
-
-impl AsRef<str> for ProcessType {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+validated_name!(
+    /// A valid process type name.
+    ProcessType,
+    validate_process_type
+);
 
 #[cfg(test)]
 mod tests {
