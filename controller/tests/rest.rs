@@ -1424,3 +1424,67 @@ async fn rest_and_grpc_create_builds_alike() {
         );
     }
 }
+
+/// Guards the Deis texts the Deis SDK relies on: rollback below v1 says "version cannot be
+/// below 0" (SDK: ErrInvalidVersion); and a blank app id is a 400 naming it, not a random name.
+#[tokio::test]
+async fn deis_version_and_app_id_texts() {
+    let api = Api::new();
+    let t = api.register("alice").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&t),
+            Some(json!({"id": " "})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(
+        r.body["id"][0],
+        "App name can only contain a-z (lowercase), 0-9 and hyphens"
+    );
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("\" \""),
+        "{}",
+        r.text
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&t),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let rollback = "/v2/apps/hello/releases/rollback/";
+    // Only v1 exists: the default target would be v0.
+    let r = api.call(Method::POST, rollback, Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("version cannot be below 0"),
+        "{}",
+        r.text
+    );
+    let r = api
+        .call(
+            Method::POST,
+            rollback,
+            Some(&t),
+            Some(json!({"version": 0})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("version cannot be below 0"),
+        "{}",
+        r.text
+    );
+}

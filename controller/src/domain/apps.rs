@@ -73,6 +73,13 @@ fn random_name() -> String {
 impl Controller {
     /// Creates an app (random name if `name` is empty) with its initial release v1.
     pub async fn create_app(&self, caller: &User, name: Option<&str>) -> Result<App> {
+        // Absent or empty asks for a random name; only blanks is a mistake worth naming.
+        if let Some(n) = name
+            && !n.is_empty()
+            && n.trim().is_empty()
+        {
+            return Err(Error::invalid("id", n, validate::APP_NAME_MSG));
+        }
         let explicit = name.map(str::trim).filter(|n| !n.is_empty());
         if let Some(n) = explicit {
             validate::app_name(n)?;

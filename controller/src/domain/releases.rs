@@ -133,13 +133,17 @@ fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
     })
 }
 
+/// Deis's text for a version below 1; the Deis SDK recognizes the error by it
+/// (`ErrInvalidVersion`), so it stays word for word, "0" included.
+pub const VERSION_BELOW_MSG: &str = "version cannot be below 0";
+
 /// Release versions count from 1.
 fn check_version(version: i64) -> Result<()> {
     if version < 1 {
         return Err(Error::invalid(
             "version",
             &version.to_string(),
-            "version cannot be below 1",
+            VERSION_BELOW_MSG,
         ));
     }
     Ok(())
@@ -700,7 +704,7 @@ impl Controller {
                 };
                 if target_version < 1 {
                     return Err(Error::BadRequest(format!(
-                        "{name} is at v{}: there is no earlier release to roll back to (version cannot be below 1)",
+                        "{VERSION_BELOW_MSG}: {name} is at v{}, there is no earlier release to roll back to",
                         cur.release.version
                     )));
                 }
