@@ -1,9 +1,11 @@
 //! The builder daemon as a library: [`run`] serves it on bound listeners until shutdown.
 //!
+//! - `build`: turning a source tree into an image in the platform registry
 //! - `config`: what the daemon is told at start, and its pure loader
 //! - `grpc`: the gRPC adapter (with health and reflection)
 //! - `error`: the crate's error type
 
+pub mod build;
 pub mod config;
 pub mod error;
 pub mod grpc;
