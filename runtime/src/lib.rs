@@ -6,8 +6,15 @@
 //!
 //! - this module: the [`Runtime`] trait and the desired state of an app
 //! - `routes`: the table of hosts -> ready backends (and per-app routing settings) the router serves
+//! - [`memory`]: an in-memory runtime for the controller's unit tests
+//! - [`validate`]: the checks every runtime applies to a desired state
+//! - `testsuite` (feature `testsuite`): the contract every runtime passes
 
+pub mod memory;
 pub mod routes;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
