@@ -7,9 +7,11 @@
 //! - this module: the [`Runtime`] trait and the desired state of an app
 //! - `routes`: the table of hosts -> ready backends (and per-app routing settings) the router serves
 //! - [`memory`]: an in-memory runtime for the controller's unit tests
+//! - [`local`]: the local runtime of `workflow up` (host processes)
 //! - [`validate`]: the checks every runtime applies to a desired state
 //! - `testsuite` (feature `testsuite`): the contract every runtime passes
 
+pub mod local;
 pub mod memory;
 pub mod routes;
 #[cfg(feature = "testsuite")]
