@@ -256,3 +256,26 @@ async fn a_readiness_probe_gates_the_rollout() {
     );
     rt.destroy("probe", &v1.app_id).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limits_are_enforced_on_host_processes() {
+    if !have_busybox() {
+        return;
+    }
+    let h = Local::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = LocalRuntime::new(config(dir.path())).await.unwrap();
+    assert!(rt.capabilities().memory_limits);
+    // dd allocates its 64 MiB block: fine without a limit, refused under 32 MiB.
+    let big = "./bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1";
+    let mut d = desired("limits", 1, &h.image, Flavor::Runs);
+    let out = rt.run(&d, big, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    d.processes.get_mut("web").unwrap().memory = Some(32 << 20);
+    let out = rt.run(&d, big, Duration::from_secs(30)).await.unwrap();
+    assert_ne!(
+        out.exit_code, 0,
+        "64 MiB allocated under a 32 MiB limit: {out:?}"
+    );
+    rt.destroy("limits", &d.app_id).await.unwrap();
+}

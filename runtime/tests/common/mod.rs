@@ -231,3 +231,20 @@ impl Harness for Local {
         desired(app, version, &self.image, flavor)
     }
 }
+
+/// A layer with only `www/index.html`: apps that use the host's busybox by absolute path
+/// (the benchmark unpacks hundreds of releases and wants them tiny).
+pub fn small_layer() -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let data = "hello\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "www/index.html", data.as_bytes())
+        .unwrap();
+    let mut gz = b.into_inner().unwrap();
+    gz.flush().unwrap();
+    gz.finish().unwrap()
+}
