@@ -13,7 +13,9 @@
 //!
 //! - [`image`]: registry fetch and safe unpacking
 //! - [`proc`]: one supervised process (spawn, probes, logs, backoff, stop)
+//! - [`docker`]: container releases through the Docker Engine API
 
+pub mod docker;
 pub mod image;
 pub mod proc;
 
@@ -59,6 +61,8 @@ pub struct LocalConfig {
     pub backoff_cap: Duration,
     /// How often output becomes log lines and adopted pids are checked.
     pub poll: Duration,
+    /// A process without a readiness check (not web, no probe) is ready once it ran this long.
+    pub min_uptime: Duration,
     /// Most output bytes `run` returns.
     pub run_output_cap: usize,
 }
@@ -77,6 +81,7 @@ impl LocalConfig {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(60),
             poll: Duration::from_millis(200),
+            min_uptime: Duration::from_secs(1),
             run_output_cap: 1 << 20,
         }
     }
@@ -233,6 +238,7 @@ impl LocalRuntime {
             backoff_base: self.shared.cfg.backoff_base,
             backoff_cap: self.shared.cfg.backoff_cap,
             poll: self.shared.cfg.poll,
+            min_uptime: self.shared.cfg.min_uptime,
         }
     }
 
@@ -262,7 +268,12 @@ impl LocalRuntime {
             if matches!(rec.state, ProcessState::Down) {
                 continue;
             }
-            let running = rec.pid.is_some_and(|pid| proc::alive(pid, rec.pid_start));
+            // A container's state is checked by its supervisor at once; a dead one restarts.
+            let running = if rec.launch.container.is_some() {
+                rec.container_id.is_some()
+            } else {
+                rec.pid.is_some_and(|pid| proc::alive(pid, rec.pid_start))
+            };
             if !running {
                 rec.pid = None;
                 rec.restarts += 1;
@@ -343,7 +354,13 @@ impl LocalRuntime {
 
     fn free_port(&self) -> Result<u16> {
         let mut used = self.shared.ports.lock().unwrap_or_else(|e| e.into_inner());
-        for p in self.shared.cfg.ports.clone() {
+        // A random start keeps runtimes sharing a range (tests, a restart racing its old
+        // processes' ports) from choosing the same free port at once.
+        let range = self.shared.cfg.ports.clone();
+        let len = u32::from(range.end - range.start);
+        let offset = (rand::random::<u32>() % len) as u16;
+        let order = (range.start + offset..range.end).chain(range.start..range.start + offset);
+        for p in order {
             if used.contains(&p) {
                 continue;
             }
@@ -438,8 +455,26 @@ impl LocalRuntime {
         root: &Path,
         config: &ImageConfig,
     ) -> Result<Record> {
+        let image = d.image.as_ref();
+        let container =
+            image
+                .filter(|i| i.kind == ImageKind::Container)
+                .map(|i| proc::ContainerLaunch {
+                    image: i.reference.clone(),
+                    container_port: d.port,
+                    labels: BTreeMap::from([
+                        ("app".to_string(), d.app.clone()),
+                        ("app_id".to_string(), d.app_id.clone()),
+                        ("type".to_string(), kind.to_string()),
+                        ("version".to_string(), d.version.to_string()),
+                        ("heritage".to_string(), "workflow".to_string()),
+                    ]),
+                    cpu_millis: spec.cpu_millis,
+                });
         let command = match &spec.command {
             Some(c) => c.clone(),
+            // A container runs its image's own entrypoint/cmd.
+            None if container.is_some() => String::new(),
             None => {
                 let argv: Vec<String> = config
                     .entrypoint
@@ -479,7 +514,9 @@ impl LocalRuntime {
         };
         let port = self.free_port()?;
         let mut env = d.env.clone();
-        env.insert("PORT".into(), port.to_string());
+        // Inside a container the app listens on the image's port; the host port maps to it.
+        let inside = if container.is_some() { d.port } else { port };
+        env.insert("PORT".into(), inside.to_string());
         env.insert("DEIS_APP".into(), d.app.clone());
         env.insert("WORKFLOW_RELEASE".into(), format!("v{}", d.version));
         if let Some(s) = &d.source_version {
@@ -503,6 +540,7 @@ impl LocalRuntime {
                 cwd,
                 env,
                 memory: spec.memory,
+                container,
             },
             readiness: spec.readiness.clone(),
             liveness: spec.liveness.clone(),
@@ -520,6 +558,8 @@ impl LocalRuntime {
             err_offset: 0,
             log,
             name,
+            container_id: None,
+            probe_ip: None,
         })
     }
 
@@ -599,16 +639,17 @@ impl LocalRuntime {
         {
             return Ok(Rollout::Failed(reason.clone()));
         }
-        if d.image
-            .as_ref()
-            .is_some_and(|i| i.kind == ImageKind::Container)
-        {
-            return Err(Error::Invalid(format!(
-                "app {} v{}: container images need the Docker engine, which this local runtime does not drive yet",
-                d.app, d.version
-            )));
-        }
-        let (root, config) = self.ensure_release(app, d).await?;
+        let (root, config) = match d.image.as_ref() {
+            Some(i) if i.kind == ImageKind::Container => {
+                let creds = i
+                    .credentials
+                    .as_ref()
+                    .or(self.shared.cfg.credentials.as_ref());
+                docker::ensure_image(&i.reference, creds).await?;
+                (app.dir.clone(), ImageConfig::default())
+            }
+            _ => self.ensure_release(app, d).await?,
+        };
 
         let mut current: Vec<Arc<Handle>> = Vec::new();
         let mut extras: Vec<Arc<Handle>> = Vec::new();
@@ -881,7 +922,11 @@ impl Runtime for LocalRuntime {
             };
             let port = self.free_port()?;
             let mut rec = old.clone();
-            rec.launch.env.insert("PORT".into(), port.to_string());
+            if rec.launch.container.is_none() {
+                rec.launch.env.insert("PORT".into(), port.to_string());
+            }
+            rec.container_id = None;
+            rec.probe_ip = None;
             rec.port = port;
             rec.pid = None;
             rec.pid_start = None;
@@ -928,7 +973,7 @@ impl Runtime for LocalRuntime {
             .is_some_and(|i| i.kind == ImageKind::Container)
         {
             return Err(Error::Invalid(format!(
-                "app {}: container images need the Docker engine, which this local runtime does not drive yet",
+                "app {}: one-off runs of container images are not supported by the local runtime yet",
                 desired.app
             )));
         }
@@ -956,6 +1001,7 @@ impl Runtime for LocalRuntime {
             cwd,
             env,
             memory: desired.processes.values().find_map(|s| s.memory),
+            container: None,
         };
         let result = run_once(&launch, timeout, self.shared.cfg.run_output_cap).await;
         self.release_port(port);

@@ -33,8 +33,24 @@ pub struct Launch {
     pub cwd: PathBuf,
     /// The whole environment (the host's PATH is added at spawn).
     pub env: BTreeMap<String, String>,
-    /// Address-space limit in bytes.
+    /// Address-space limit in bytes (host processes); the memory limit of a container.
     pub memory: Option<u64>,
+    /// Set for container processes: run through the Docker engine instead of `sh -c`.
+    #[serde(default)]
+    pub container: Option<ContainerLaunch>,
+}
+
+/// How a container process is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLaunch {
+    /// Image reference.
+    pub image: String,
+    /// The port the app listens on inside (`PORT`), published at the record's port.
+    pub container_port: u16,
+    /// Labels (`app`, `app_id`, `type`, `version`, `heritage`).
+    pub labels: BTreeMap<String, String>,
+    /// CPU limit in millicores.
+    pub cpu_millis: Option<u64>,
 }
 
 /// Everything kept about one process, persisted in the app's state file.
@@ -82,6 +98,12 @@ pub struct Record {
     pub err_offset: u64,
     /// The CRI log file.
     pub log: PathBuf,
+    /// The Docker container id (container processes).
+    #[serde(default)]
+    pub container_id: Option<String>,
+    /// The container's IP address, where its probes go.
+    #[serde(default)]
+    pub probe_ip: Option<String>,
 }
 
 /// Runtime-wide supervision settings.
@@ -93,6 +115,8 @@ pub struct Tuning {
     pub backoff_cap: Duration,
     /// How often output is turned into log lines and adopted pids are checked.
     pub poll: Duration,
+    /// A process without a readiness check is ready once it has run this long.
+    pub min_uptime: Duration,
 }
 
 /// A supervised process as the runtime holds it.
@@ -224,7 +248,37 @@ pub fn supervise(
     tokio::spawn(async move {
         let mut adopted = adopt;
         loop {
-            let outcome = if adopted {
+            let is_container = h.record().launch.container.is_some();
+            let outcome = if is_container {
+                if !adopted {
+                    match super::docker::start(&h.record()).await {
+                        Ok((id, ip)) => {
+                            h.update(|r| {
+                                r.container_id = Some(id);
+                                r.probe_ip = ip;
+                                r.started = now_rfc3339();
+                                r.state = ProcessState::Starting;
+                            });
+                            save();
+                        }
+                        Err(e) => {
+                            h.update(|r| r.container_id = None);
+                            save();
+                            // Shown as the crash reason; the backoff below paces retries.
+                            let reason = e;
+                            h.update(|r| r.reason = Some(reason.clone()));
+                        }
+                    }
+                }
+                match h.record().container_id {
+                    Some(id) => watch_container(&h, &tuning, &detach, &save, &id).await,
+                    None => Outcome::Died(
+                        h.record()
+                            .reason
+                            .unwrap_or_else(|| "cannot start the container".into()),
+                    ),
+                }
+            } else if adopted {
                 watch(&h, &tuning, &detach, &save, None).await
             } else {
                 match spawn(&h) {
@@ -399,61 +453,158 @@ async fn watch(
             pump_logs(h, true);
             return Outcome::Died("exited while adopted (status unknown)".into());
         }
-        let now = tokio::time::Instant::now();
-        let state = h.record().state;
-        if state == ProcessState::Starting || state == ProcessState::Crashed {
-            match &readiness {
-                None => {
-                    h.update(|r| {
-                        r.state = ProcessState::Up;
-                        r.ever_ready = true;
-                        r.reason = None;
-                    });
-                    save();
-                }
-                Some(p) if now >= ready.next => {
-                    ready.next = now + p.period.max(Duration::from_millis(10));
-                    match check(p, &h.record()).await {
-                        Ok(()) => {
-                            ready.successes += 1;
-                            ready.failures = 0;
-                            if ready.successes >= p.success_threshold.max(1) {
-                                h.update(|r| {
-                                    r.state = ProcessState::Up;
-                                    r.ever_ready = true;
-                                    r.reason = None;
-                                });
-                                save();
-                            }
-                        }
-                        Err(why) => {
-                            ready.successes = 0;
-                            ready.failures += 1;
-                            h.update(|r| r.reason = Some(format!("not ready: {why}")));
-                        }
-                    }
-                }
-                Some(_) => {}
-            }
-        } else if let Some(p) = &rec.liveness
-            && state == ProcessState::Up
-            && now >= live.next
+        // An adopted process has long been running: no minimum uptime to wait out.
+        let up_since = child.as_ref().map(|_| begin + tuning.min_uptime);
+        if let Some(reason) = probe_tick(
+            h,
+            &rec,
+            readiness.as_ref(),
+            &mut ready,
+            &mut live,
+            save,
+            up_since,
+        )
+        .await
         {
-            live.next = now + p.period.max(Duration::from_millis(10));
-            match check(p, &h.record()).await {
-                Ok(()) => live.failures = 0,
-                Err(why) => {
-                    live.failures += 1;
-                    if live.failures >= p.failure_threshold.max(1) {
-                        stop_group(pid, start, rec.grace, child.as_mut()).await;
-                        pump_logs(h, true);
-                        return Outcome::Died(format!("liveness probe failed: {why}"));
-                    }
-                }
-            }
-            let _ = live.successes;
+            stop_group(pid, start, rec.grace, child.as_mut()).await;
+            pump_logs(h, true);
+            return Outcome::Died(reason);
         }
     }
+}
+
+async fn watch_container(
+    h: &Handle,
+    tuning: &Tuning,
+    detach: &CancellationToken,
+    save: &Saver,
+    id: &str,
+) -> Outcome {
+    let rec = h.record();
+    let readiness = readiness_of(&rec);
+    let begin = tokio::time::Instant::now();
+    let mut ready = ProbeState {
+        next: begin
+            + readiness
+                .as_ref()
+                .map_or(Duration::ZERO, |p| p.initial_delay),
+        successes: 0,
+        failures: 0,
+    };
+    let mut live = ProbeState {
+        next: begin
+            + rec
+                .liveness
+                .as_ref()
+                .map_or(Duration::ZERO, |p| p.initial_delay),
+        successes: 0,
+        failures: 0,
+    };
+    let mut tick = tokio::time::interval(tuning.poll.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = h.stop.cancelled() => {
+                h.update(|r| r.state = ProcessState::Terminating);
+                save();
+                super::docker::stop(id, rec.grace).await;
+                return Outcome::Stopped;
+            }
+            _ = detach.cancelled() => return Outcome::Detached,
+            _ = tick.tick() => {}
+        }
+        match super::docker::exited(id).await {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                super::docker::stop(id, Duration::ZERO).await;
+                return Outcome::Died(reason);
+            }
+            Err(reason) => return Outcome::Died(reason),
+        }
+        let up_since = Some(begin + tuning.min_uptime);
+        if let Some(reason) = probe_tick(
+            h,
+            &rec,
+            readiness.as_ref(),
+            &mut ready,
+            &mut live,
+            save,
+            up_since,
+        )
+        .await
+        {
+            super::docker::stop(id, rec.grace).await;
+            return Outcome::Died(reason);
+        }
+    }
+}
+
+/// One round of readiness (until ready) or liveness (once up) checks; `Some(reason)` when
+/// liveness failed often enough that the process must be restarted.
+async fn probe_tick(
+    h: &Handle,
+    rec: &Record,
+    readiness: Option<&Probe>,
+    ready: &mut ProbeState,
+    live: &mut ProbeState,
+    save: &Saver,
+    up_since: Option<tokio::time::Instant>,
+) -> Option<String> {
+    let now = tokio::time::Instant::now();
+    let state = h.record().state;
+    if state == ProcessState::Starting || state == ProcessState::Crashed {
+        match readiness {
+            // "Started" means still running after the minimum uptime, so a process that
+            // exits at once never counts as ready.
+            None if up_since.is_some_and(|t| now < t) => {}
+            None => {
+                h.update(|r| {
+                    r.state = ProcessState::Up;
+                    r.ever_ready = true;
+                    r.reason = None;
+                });
+                save();
+            }
+            Some(p) if now >= ready.next => {
+                ready.next = now + p.period.max(Duration::from_millis(10));
+                match check(p, &h.record()).await {
+                    Ok(()) => {
+                        ready.successes += 1;
+                        ready.failures = 0;
+                        if ready.successes >= p.success_threshold.max(1) {
+                            h.update(|r| {
+                                r.state = ProcessState::Up;
+                                r.ever_ready = true;
+                                r.reason = None;
+                            });
+                            save();
+                        }
+                    }
+                    Err(why) => {
+                        ready.successes = 0;
+                        ready.failures += 1;
+                        h.update(|r| r.reason = Some(format!("not ready: {why}")));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    } else if let Some(p) = &rec.liveness
+        && state == ProcessState::Up
+        && now >= live.next
+    {
+        live.next = now + p.period.max(Duration::from_millis(10));
+        match check(p, &h.record()).await {
+            Ok(()) => live.failures = 0,
+            Err(why) => {
+                live.failures += 1;
+                if live.failures >= p.failure_threshold.max(1) {
+                    return Some(format!("liveness probe failed: {why}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// SIGTERM to the group, then SIGKILL after `grace`; waits for the leader to go.
@@ -583,11 +734,17 @@ pub fn cri_lines(buf: &[u8], stream: &str, time: &str, flush: bool) -> (Vec<u8>,
 /// One probe check against a process.
 pub async fn check(p: &Probe, rec: &Record) -> Result<(), String> {
     let timeout = p.timeout.max(Duration::from_millis(100));
-    let port_of = |port: Option<u16>| port.unwrap_or(rec.port);
+    // A container is probed at its own address and port, as kubelet probes a pod.
+    let host = rec.probe_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let default_port = match (&rec.launch.container, &rec.probe_ip) {
+        (Some(c), Some(_)) => c.container_port,
+        _ => rec.port,
+    };
+    let port_of = |port: Option<u16>| port.unwrap_or(default_port);
     let fut = async {
         match &p.action {
             ProbeAction::TcpSocket { port } => {
-                tokio::net::TcpStream::connect(("127.0.0.1", port_of(*port)))
+                tokio::net::TcpStream::connect((host.as_str(), port_of(*port)))
                     .await
                     .map(drop)
                     .map_err(|e| format!("tcp port {}: {e}", port_of(*port)))
@@ -596,7 +753,7 @@ pub async fn check(p: &Probe, rec: &Record) -> Result<(), String> {
                 path,
                 port,
                 headers,
-            } => http_get(port_of(*port), path, headers).await,
+            } => http_get(&host, port_of(*port), path, headers).await,
             ProbeAction::Exec { command } => {
                 let Some((prog, args)) = command.split_first() else {
                     return Err("empty exec probe".to_string());
@@ -630,7 +787,12 @@ pub async fn check(p: &Probe, rec: &Record) -> Result<(), String> {
         .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
 }
 
-async fn http_get(port: u16, path: &str, headers: &[(String, String)]) -> Result<(), String> {
+async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
     let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
     if !path.starts_with('/')
         || bad(path)
@@ -640,7 +802,7 @@ async fn http_get(port: u16, path: &str, headers: &[(String, String)]) -> Result
     {
         return Err(format!("invalid http probe path or header: {path:?}"));
     }
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let mut s = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("http port {port}: {e}"))?;
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");

@@ -197,6 +197,7 @@ pub fn config(dir: &Path) -> LocalConfig {
     cfg.backoff_base = Duration::from_millis(20);
     cfg.backoff_cap = Duration::from_millis(200);
     cfg.poll = Duration::from_millis(25);
+    cfg.min_uptime = Duration::from_millis(300);
     cfg.ready_deadline = Duration::from_secs(60);
     cfg.crash_limit = 3;
     cfg

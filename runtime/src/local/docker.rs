@@ -1,0 +1,161 @@
+//! Container releases through the Docker Engine API.
+//!
+//! A container process is created with the workflow labels (`app`, `app_id`, `type`,
+//! `version`, `heritage=workflow`), its env, `PORT` published on 127.0.0.1 at the port the
+//! runtime chose, and memory/CPU limits; the supervisor polls its state. Its log is Docker's
+//! json-file log, linked into the log dir under the kubelet name (as kubelet links
+//! `/var/log/containers`), which the logger's shipper reads.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures::StreamExt;
+
+use super::proc::Record;
+use crate::{Error, PullCredentials, Result};
+
+fn client() -> Result<Docker, String> {
+    Docker::connect_with_local_defaults()
+        .map_err(|e| format!("connecting to the Docker engine: {e}"))
+}
+
+/// Makes sure `reference` is in the engine: an image already there (by digest, as releases
+/// name them) is not pulled again.
+pub async fn ensure_image(reference: &str, credentials: Option<&PullCredentials>) -> Result<()> {
+    let docker = client().map_err(Error::Backend)?;
+    if docker.inspect_image(reference).await.is_ok() {
+        return Ok(());
+    }
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(reference)
+        .build();
+    let creds = credentials.map(|c| DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        ..Default::default()
+    });
+    let mut stream = docker.create_image(Some(options), None, creds);
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| Error::Backend(format!("pulling {reference}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Creates and starts the container of `rec`; returns its id and its IP address (probes
+/// go there: the published port answers even when the app does not, through docker-proxy).
+pub async fn start(rec: &Record) -> Result<(String, Option<String>), String> {
+    let docker = client()?;
+    let c = rec
+        .launch
+        .container
+        .as_ref()
+        .ok_or_else(|| format!("{} is not a container process", rec.name))?;
+    // A container of the same name left by a crash of ours is replaced.
+    let _ = docker
+        .remove_container(
+            &rec.name,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await;
+    let port_key = format!("{}/tcp", c.container_port);
+    let body = ContainerCreateBody {
+        image: Some(c.image.clone()),
+        env: Some(
+            rec.launch
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        labels: Some(c.labels.clone().into_iter().collect()),
+        exposed_ports: Some(vec![port_key.clone()]),
+        entrypoint: (!rec.launch.command.is_empty()).then(|| vec!["/bin/sh".into(), "-c".into()]),
+        cmd: (!rec.launch.command.is_empty()).then(|| vec![rec.launch.command.clone()]),
+        host_config: Some(HostConfig {
+            memory: rec.launch.memory.and_then(|m| i64::try_from(m).ok()),
+            nano_cpus: c
+                .cpu_millis
+                .and_then(|m| i64::try_from(m.saturating_mul(1_000_000)).ok()),
+            port_bindings: Some(HashMap::from([(
+                port_key,
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(rec.port.to_string()),
+                }]),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&rec.name).build()),
+            body,
+        )
+        .await
+        .map_err(|e| format!("creating container {}: {e}", rec.name))?;
+    docker
+        .start_container(&created.id, None)
+        .await
+        .map_err(|e| format!("starting container {}: {e}", rec.name))?;
+    let info = docker
+        .inspect_container(&created.id, None)
+        .await
+        .map_err(|e| format!("inspecting container {}: {e}", rec.name))?;
+    if let Some(log) = info.log_path.filter(|p| !p.is_empty()) {
+        let _ = std::fs::remove_file(&rec.log);
+        if let Err(e) = std::os::unix::fs::symlink(Path::new(&log), &rec.log) {
+            tracing::warn!(log = %rec.log.display(), error = %e, "cannot link the container log");
+        }
+    }
+    let ip = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|nets| {
+            nets.into_values()
+                .find_map(|e| e.ip_address.filter(|ip| !ip.is_empty()))
+        });
+    Ok((created.id, ip))
+}
+
+/// `Ok(None)` while running; `Ok(Some(reason))` once exited; `Err` when it is gone.
+pub async fn exited(id: &str) -> Result<Option<String>, String> {
+    let docker = client()?;
+    let info = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| format!("container {id} is gone: {e}"))?;
+    let state = info.state.unwrap_or_default();
+    if state.running.unwrap_or(false) {
+        return Ok(None);
+    }
+    let reason = if state.oom_killed.unwrap_or(false) {
+        "killed: out of memory".to_string()
+    } else {
+        format!("exited with code {}", state.exit_code.unwrap_or(-1))
+    };
+    Ok(Some(reason))
+}
+
+/// Stops (SIGTERM, then SIGKILL after `grace`) and removes a container.
+pub async fn stop(id: &str, grace: Duration) {
+    let Ok(docker) = client() else { return };
+    let t = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
+    let _ = docker
+        .stop_container(id, Some(StopContainerOptionsBuilder::new().t(t).build()))
+        .await;
+    let _ = docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await;
+}
