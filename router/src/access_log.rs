@@ -116,6 +116,11 @@ impl RequestLog {
 pub trait LogSink: Send + Sync + 'static {
     /// Takes one finished request's log.
     fn record(&self, entry: RequestLog);
+
+    /// Whether entries are wanted at all (the proxy skips building them when not).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Drops every line (no request log configured).
@@ -124,6 +129,10 @@ pub struct NoLog;
 
 impl LogSink for NoLog {
     fn record(&self, _entry: RequestLog) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// Sends each entry into a bounded tokio channel (tests, or a caller's own writer); full means

@@ -14,6 +14,7 @@
 //! - `access_log`: request log lines and their sinks (CRI files for the logger's shipper)
 //! - `pages`: the router's own HTML answers
 //! - `io`: idle tracking
+//! - `metrics`: Prometheus counters
 //! - `error`: the crate's error types
 
 pub mod access_log;
@@ -21,6 +22,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod io;
+pub mod metrics;
 pub mod pages;
 pub mod pool;
 pub mod proxy;
@@ -108,7 +110,9 @@ pub async fn run_with_sink(
             None => Ok(()),
         }
     };
-    let (h, s) = tokio::join!(
+    // The first listener to fail stops the router (an HTTPS set-up error must not leave a
+    // half-started router running).
+    tokio::try_join!(
         async {
             http.await.map_err(|source| Error::Listen {
                 addr: http_addr.clone(),
@@ -116,8 +120,6 @@ pub async fn run_with_sink(
             })
         },
         https
-    );
-    h?;
-    s?;
+    )?;
     Ok(())
 }

@@ -87,6 +87,17 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
+    let http_host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    if !shared.sink.enabled() {
+        let out = route(&shared, &conn, req, &http_host).await;
+        crate::metrics::count(conn.tls, out.response.status().as_u16());
+        return Ok(out.response);
+    }
     let time = Utc::now();
     let header_text = |name: HeaderName| {
         req.headers()
@@ -95,9 +106,6 @@ pub async fn handle(
     };
     let referer = header_text(header::REFERER);
     let user_agent = header_text(header::USER_AGENT);
-    let http_host = header_text(header::HOST)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
     let request_line = format!(
         "{} {} {:?}",
         req.method(),
@@ -105,6 +113,7 @@ pub async fn handle(
         req.version()
     );
     let out = route(&shared, &conn, req, &http_host).await;
+    crate::metrics::count(conn.tls, out.response.status().as_u16());
     let entry = RequestLog {
         time,
         app: out.app,
@@ -335,6 +344,7 @@ async fn forward(
                     Ok(s) => (s, true),
                     Err(e) => {
                         tracing::warn!(app, backend = %addr, error = %e, "backend unreachable; trying the next one");
+                        crate::metrics::metrics().upstream_failures.inc();
                         last_error = Some(e);
                         continue 'backends;
                     }
