@@ -1,0 +1,103 @@
+//! Upstream connections: HTTP/1.1 keep-alive connections per backend, reused once a response
+//! body has been read to its end.
+//!
+//! The pool is hand-rolled over hyper's connection API rather than hyper-util's pooled client
+//! so the proxy keeps the request when connecting fails or a pooled connection turns out dead
+//! before anything was written: that request can then go to another backend.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use crate::body::RequestBody;
+use crate::error::UpstreamError;
+
+/// A sender on one upstream connection.
+pub type Sender = SendRequest<RequestBody>;
+
+/// Idle connections per backend.
+#[derive(Debug)]
+pub struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<Sender>>>,
+    max_idle: usize,
+    connect_timeout: Duration,
+}
+
+impl Pool {
+    /// A pool keeping at most `max_idle` idle connections per backend.
+    pub fn new(max_idle: usize, connect_timeout: Duration) -> Pool {
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            max_idle,
+            connect_timeout,
+        }
+    }
+
+    /// An idle connection to `addr` that is still open, if any.
+    pub fn take_idle(&self, addr: SocketAddr) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(&addr)?;
+        while let Some(s) = list.pop() {
+            if s.is_ready() {
+                return Some(s);
+            }
+            // Closed by the backend while idle (or not finished): not reusable.
+        }
+        None
+    }
+
+    /// A new connection to `addr`.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Sender, UpstreamError> {
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
+                Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
+            };
+        // Small request/response heads must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|source| UpstreamError::Http { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Gives back a connection whose exchange is complete.
+    pub fn put(self: &Arc<Self>, addr: SocketAddr, mut sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        if !sender.is_ready() {
+            // The body has been read but hyper's connection task has not turned idle yet:
+            // pool it once it has, rather than losing a good connection.
+            let pool = self.clone();
+            tokio::spawn(async move {
+                if sender.ready().await.is_ok() {
+                    pool.push(addr, sender);
+                }
+            });
+            return;
+        }
+        self.push(addr, sender);
+    }
+
+    fn push(&self, addr: SocketAddr, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(addr).or_default();
+        if list.len() < self.max_idle {
+            list.push(sender);
+        }
+    }
+}

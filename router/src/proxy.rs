@@ -1,0 +1,587 @@
+//! One request through the router: find the app by host, apply its settings (routable,
+//! whitelist, maintenance, `https_only`), pick a backend (round robin; another one when
+//! connecting fails before anything was sent), forward with the `X-Forwarded-*` headers and
+//! stream the answer back. Upgrades (WebSocket) become a byte tunnel between the two sides.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use workflow_common::shutdown::Shutdown;
+
+use crate::access_log::{LogSink, RequestLog};
+use crate::body::{LogGuard, RequestBody, ResponseBody, Reuse};
+use crate::config::Config;
+use crate::error::UpstreamError;
+use crate::io::Activity;
+use crate::pages;
+use crate::pool::Pool;
+use crate::state::State;
+
+/// What every connection of the router shares.
+pub struct Shared {
+    /// Settings.
+    pub config: Config,
+    /// The compiled route table.
+    pub state: Arc<State>,
+    /// Upstream connections.
+    pub pool: Arc<Pool>,
+    /// Request logs.
+    pub sink: Arc<dyn LogSink>,
+    /// The port `https_only` redirects name (none: 443).
+    pub https_port: Option<u16>,
+    /// Stop requests (tunnels are cut after the grace period).
+    pub shutdown: Shutdown,
+}
+
+/// One client connection, as the request handler needs it.
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The port the client connected to.
+    pub local_port: u16,
+    /// Arrived over TLS.
+    pub tls: bool,
+    /// The connection's activity clock (upgraded tunnels keep the idle timeout).
+    pub activity: Arc<Activity>,
+    // An upgraded tunnel outlives hyper's connection future: it holds the listener's
+    // connection slot until it ends.
+    pub(crate) permit: Arc<OwnedSemaphorePermit>,
+}
+
+/// How a request was answered, for the log.
+struct Outcome {
+    response: Response<ResponseBody>,
+    app: Option<String>,
+    server_name: String,
+    upstream: Option<SocketAddr>,
+    upstream_time: Option<Duration>,
+}
+
+impl Outcome {
+    fn page(resp: Response<Bytes>, app: Option<&str>, server_name: &str) -> Outcome {
+        Outcome {
+            response: resp.map(ResponseBody::full),
+            app: app.map(str::to_string),
+            server_name: server_name.to_string(),
+            upstream: None,
+            upstream_time: None,
+        }
+    }
+}
+
+/// Serves one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let http_host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    if !shared.sink.enabled() {
+        let out = route(&shared, &conn, req, &http_host).await;
+        crate::metrics::count(conn.tls, out.response.status().as_u16());
+        return Ok(out.response);
+    }
+    let time = Utc::now();
+    let header_text = |name: HeaderName| {
+        req.headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let referer = header_text(header::REFERER);
+    let user_agent = header_text(header::USER_AGENT);
+    let request_line = format!(
+        "{} {} {:?}",
+        req.method(),
+        req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        req.version()
+    );
+    let out = route(&shared, &conn, req, &http_host).await;
+    crate::metrics::count(conn.tls, out.response.status().as_u16());
+    let entry = RequestLog {
+        time,
+        app: out.app,
+        remote: conn.peer.ip().to_canonical(),
+        status: out.response.status().as_u16(),
+        request: request_line,
+        bytes_sent: 0,
+        referer,
+        user_agent,
+        server_name: out.server_name,
+        upstream: out.upstream,
+        http_host,
+        upstream_response_time: out.upstream_time,
+        request_time: Duration::ZERO,
+    };
+    let log = LogGuard {
+        entry: Some(entry),
+        sink: shared.sink.clone(),
+        started,
+    };
+    Ok(out.response.map(|b| b.with_log(log)))
+}
+
+/// The host a request names: lowercase, without port or trailing dot; `None` when it is not a
+/// plausible host name.
+pub fn normalize_host(raw: &str) -> Option<String> {
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        let end = rest.find(']')?;
+        &raw[..end + 2]
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
+        });
+    ok.then(|| host.to_ascii_lowercase())
+}
+
+async fn route(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    http_host: &str,
+) -> Outcome {
+    let Some(host) = normalize_host(http_host) else {
+        return Outcome::page(pages::bad_host(http_host), None, http_host);
+    };
+    let compiled = shared.state.current();
+    let Some(entry) = compiled.lookup(&host, shared.state.domain()).cloned() else {
+        return Outcome::page(pages::unknown_host(&host), None, &host);
+    };
+    drop(compiled);
+    let routes = &entry.routes;
+    let app = routes.app.as_str();
+    if !routes.routable {
+        return Outcome::page(pages::unknown_host(&host), Some(app), &host);
+    }
+    let client_ip = conn.peer.ip().to_canonical();
+    if !routes.whitelist.is_empty() && !routes.whitelist.iter().any(|c| c.contains(client_ip)) {
+        return Outcome::page(
+            pages::forbidden(app, &client_ip.to_string()),
+            Some(app),
+            &host,
+        );
+    }
+    if routes.maintenance {
+        return Outcome::page(pages::maintenance(app), Some(app), &host);
+    }
+    if routes.https_only && !conn.tls {
+        let port = match shared.https_port {
+            Some(p) if p != 443 => format!(":{p}"),
+            _ => String::new(),
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("https://{host}{port}{path}");
+        return Outcome::page(pages::redirect(&location), Some(app), &host);
+    }
+    if routes.backends.is_empty() {
+        return Outcome::page(pages::no_backends(app), Some(app), &host);
+    }
+    let limit = shared.config.max_body_bytes;
+    if limit > 0
+        && let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Outcome::page(pages::too_large(limit), Some(app), &host);
+    }
+    forward(shared, conn, req, &entry, &host, http_host).await
+}
+
+/// Headers that describe one hop only and are never forwarded (RFC 9110 7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+/// The `Upgrade` a request asks for (with `Connection: upgrade`), if any.
+fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+
+async fn forward(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+    entry: &crate::state::Entry,
+    host: &str,
+    http_host: &str,
+) -> Outcome {
+    let app = entry.routes.app.as_str();
+    let upgrade = upgrade_of(req.headers());
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    if let Some(u) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, u.clone());
+    }
+    if !headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(http_host)
+    {
+        headers.insert(header::HOST, v);
+    }
+    let ip = conn.peer.ip().to_canonical().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(conn.local_port));
+    if let Ok(v) = HeaderValue::from_str(http_host) {
+        headers.insert(X_FORWARDED_HOST.clone(), v);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    if let Ok(v) = HeaderValue::from_str(&format!("t={}.{:03}", now.as_secs(), now.subsec_millis()))
+    {
+        headers.insert(X_REQUEST_START.clone(), v);
+    }
+    parts.version = Version::HTTP_11;
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse::<Uri>()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    parts.extensions = http::Extensions::new();
+    let body = if upgrade.is_some() {
+        // An upgrade request's body (if any) is the tunnel's; nothing goes before the 101.
+        drop(body);
+        RequestBody::empty()
+    } else {
+        RequestBody::new(body, shared.config.max_body_bytes)
+    };
+    let mut req = Request::from_parts(parts, body);
+
+    let backends = &entry.routes.backends;
+    let n = backends.len();
+    let attempts = (shared.config.retries + 1).min(n);
+    let first = entry.start();
+    let mut last_error: Option<UpstreamError> = None;
+    'backends: for i in 0..attempts {
+        let addr = backends[(first + i) % n];
+        loop {
+            let (mut sender, fresh) = match shared.pool.take_idle(addr) {
+                Some(s) => (s, false),
+                None => match shared.pool.connect(addr).await {
+                    Ok(s) => (s, true),
+                    Err(e) => {
+                        tracing::warn!(app, backend = %addr, error = %e, "backend unreachable; trying the next one");
+                        crate::metrics::metrics().upstream_failures.inc();
+                        last_error = Some(e);
+                        continue 'backends;
+                    }
+                },
+            };
+            let sent_at = Instant::now();
+            let result =
+                tokio::time::timeout(shared.config.upstream_timeout, sender.try_send_request(req))
+                    .await;
+            match result {
+                Err(_) => {
+                    tracing::warn!(app, backend = %addr, "backend did not answer within the upstream timeout");
+                    return Outcome {
+                        response: pages::gateway_timeout(app).map(ResponseBody::full),
+                        app: Some(app.to_string()),
+                        server_name: host.to_string(),
+                        upstream: Some(addr),
+                        upstream_time: Some(sent_at.elapsed()),
+                    };
+                }
+                Ok(Ok(resp)) => {
+                    let upstream_time = sent_at.elapsed();
+                    let response = respond(shared, conn, resp, client_upgrade, addr, sender, app);
+                    return Outcome {
+                        response,
+                        app: Some(app.to_string()),
+                        server_name: host.to_string(),
+                        upstream: Some(addr),
+                        upstream_time: Some(upstream_time),
+                    };
+                }
+                Ok(Err(mut e)) => {
+                    let source = UpstreamError::Http {
+                        addr,
+                        source: e.error().clone_kind(),
+                    };
+                    match e.take_message() {
+                        // Nothing was written: the request can go elsewhere.
+                        Some(back) => {
+                            req = back;
+                            if fresh {
+                                tracing::warn!(app, backend = %addr, error = %source, "backend refused the request before it was sent; trying the next one");
+                                last_error = Some(source);
+                                continue 'backends;
+                            }
+                            // A pooled connection that died while idle: try another one.
+                            continue;
+                        }
+                        None => {
+                            tracing::warn!(app, backend = %addr, error = %source, "backend failed mid-request");
+                            let too_large = is_too_large(e.error());
+                            let resp = if too_large {
+                                pages::too_large(shared.config.max_body_bytes)
+                            } else {
+                                pages::bad_gateway(app)
+                            };
+                            return Outcome {
+                                response: resp.map(ResponseBody::full),
+                                app: Some(app.to_string()),
+                                server_name: host.to_string(),
+                                upstream: Some(addr),
+                                upstream_time: Some(sent_at.elapsed()),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(e) = &last_error {
+        tracing::warn!(app, error = %e, attempts, "no backend could take the request");
+    }
+    Outcome {
+        response: pages::bad_gateway(app).map(ResponseBody::full),
+        app: Some(app.to_string()),
+        server_name: host.to_string(),
+        upstream: None,
+        upstream_time: None,
+    }
+}
+
+/// Whether a failed exchange failed because the client's body was over the limit.
+fn is_too_large(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<crate::body::TooLarge>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// hyper errors are not `Clone`; keep what the log needs.
+trait CloneKind {
+    fn clone_kind(&self) -> hyper::Error;
+}
+
+impl CloneKind for hyper::Error {
+    fn clone_kind(&self) -> hyper::Error {
+        // There is no public constructor; report through a fresh cancel-free wrapper by
+        // formatting instead (see `UpstreamError::Http`'s use in logs only).
+        unreachable_clone(self)
+    }
+}
+
+fn unreachable_clone(_e: &hyper::Error) -> hyper::Error {
+    unimplemented!()
+}
+
+/// Turns the backend's response into the client's: hop-by-hop headers go, the body streams,
+/// and an accepted upgrade becomes a tunnel.
+fn respond(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    addr: SocketAddr,
+    sender: crate::pool::Sender,
+    app: &str,
+) -> Response<ResponseBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client) = client_upgrade
+    {
+        let upgrade = resp.headers().get(header::UPGRADE).cloned();
+        let upstream = hyper::upgrade::on(&mut resp);
+        let (mut parts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = upgrade {
+            parts.headers.insert(header::UPGRADE, u);
+        }
+        let idle = shared.config.idle_timeout;
+        let activity = conn.activity.clone();
+        let permit = conn.permit.clone();
+        let shutdown = shared.shutdown.clone();
+        let app = app.to_string();
+        // The upstream connection belongs to the tunnel now; `sender` is done.
+        drop(sender);
+        tokio::spawn(async move {
+            tunnel(client, upstream, idle, activity, shutdown, &app).await;
+            drop(permit);
+        });
+        return Response::from_parts(parts, ResponseBody::full(Bytes::new()));
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let reuse = Reuse {
+        pool: shared.pool.clone(),
+        addr,
+        sender,
+    };
+    Response::from_parts(parts, ResponseBody::upstream(body, Some(reuse)))
+}
+
+/// Copies bytes both ways between an upgraded client and backend until either side closes,
+/// the connection idles out, or the shutdown grace period ends.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    idle: Duration,
+    activity: Arc<Activity>,
+    shutdown: Shutdown,
+    app: &str,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(app, error = %e, "upgrade did not complete");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(e) = r {
+                tracing::debug!(app, error = %e, "tunnel ended");
+            }
+        }
+        () = activity.idle(idle) => tracing::debug!(app, "tunnel idle; closing"),
+        () = shutdown.deadline() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_normalized_or_refused() {
+        assert_eq!(
+            normalize_host("Hello.Localhost:8080").as_deref(),
+            Some("hello.localhost")
+        );
+        assert_eq!(
+            normalize_host("hello.localhost.").as_deref(),
+            Some("hello.localhost")
+        );
+        assert_eq!(normalize_host("[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(normalize_host("a b"), None);
+        assert_eq!(normalize_host("<x>"), None);
+        assert_eq!(normalize_host("host:port"), None);
+        assert_eq!(normalize_host(""), None);
+        assert_eq!(normalize_host("[::1"), None);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_do_not_pass() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn upgrades_need_connection_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_of(&h), None);
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert_eq!(upgrade_of(&h).unwrap(), "websocket");
+    }
+}

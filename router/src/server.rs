@@ -1,0 +1,133 @@
+//! Listeners: accept under a per-listener connection cap, (TLS handshake), then serve HTTP/1.1
+//! with header-read and idle timeouts and a head-size limit; drain on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use crate::io::{Activity, IdleIo};
+use crate::proxy::{self, ConnInfo, Shared};
+
+/// Serves `listener` (TLS when `tls` is set) until shutdown, then drains its connections for
+/// the grace period.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    let local_port = listener.local_addr()?.port();
+    let what = if tls.is_some() {
+        "router https"
+    } else {
+        "router http"
+    };
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let tracker = TaskTracker::new();
+    let shutdown = shared.shutdown.clone();
+    loop {
+        // Waiting for a slot before accepting leaves the excess in the kernel's backlog, where
+        // it costs this process nothing; other listeners have their own slots.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(listener = what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            let info = ConnInfo {
+                peer,
+                local_port,
+                tls: tls.is_some(),
+                activity: Arc::new(Activity::default()),
+                permit: Arc::new(permit),
+            };
+            match tls {
+                None => serve_connection(stream, info, shared).await,
+                Some(acceptor) => handshake(stream, acceptor, info, shared).await,
+            }
+        });
+    }
+    tracker.close();
+    tracing::info!(
+        listener = what,
+        open = tracker.len(),
+        "router stopped accepting; draining"
+    );
+    shutdown.drain(what, tracker.wait()).await;
+    Ok(())
+}
+
+async fn handshake(stream: TcpStream, acceptor: TlsAcceptor, info: ConnInfo, shared: Arc<Shared>) {
+    let timeout = shared.config.header_read_timeout;
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_connection(tls, info, shared).await,
+        Ok(Err(e)) => tracing::debug!(peer = %info.peer, error = %e, "tls handshake failed"),
+        Err(_) => tracing::debug!(peer = %info.peer, "tls handshake timed out"),
+    }
+}
+
+async fn serve_connection<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &shared.config;
+    let activity = info.activity.clone();
+    let peer = info.peer;
+    let io = TokioIo::new(IdleIo::new(io, activity.clone()));
+    let svc = {
+        let shared = shared.clone();
+        service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req))
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, svc).with_upgrades();
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "client connection ended");
+                }
+                break;
+            }
+            () = activity.idle(config.idle_timeout) => {
+                tracing::debug!(%peer, "client connection idle; closing");
+                break;
+            }
+            () = shared.shutdown.cancelled(), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            () = shared.shutdown.deadline() => break,
+        }
+    }
+}
