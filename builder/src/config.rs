@@ -24,6 +24,8 @@ pub struct Config {
     /// How long open connections may finish after a stop request before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The platform credential other daemons present; required.
+    pub platform_credential: String,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             git_ssh: String::new(),
             git_http: String::new(),
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
+            platform_credential: String::new(),
         }
     }
 }
@@ -45,6 +48,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_BUILDER_GIT_SSH", "git_ssh"),
     ("WORKFLOW_BUILDER_GIT_HTTP", "git_http"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
+    ("WORKFLOW_PLATFORM_CREDENTIAL", "platform_credential"),
 ];
 
 impl Config {

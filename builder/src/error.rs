@@ -6,6 +6,9 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The platform credential is missing or malformed.
+    #[error("builder config platform_credential (WORKFLOW_PLATFORM_CREDENTIAL): {0}")]
+    Credential(#[from] workflow_common::grpc::CredentialError),
 }
 
 /// Result with this crate's error.

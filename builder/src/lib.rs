@@ -13,6 +13,7 @@ pub mod grpc;
 pub use config::Config;
 pub use error::{Error, Result};
 use tokio::net::TcpListener;
+use workflow_common::grpc::{Guard, PlatformCredential, Protect};
 pub use workflow_common::shutdown::Shutdown;
 use workflow_proto::builder::v1::builder_server::BuilderServer;
 
@@ -25,6 +26,7 @@ pub struct Listeners {
 
 /// Serves the builder until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
+    let credential = PlatformCredential::new(&config.platform_credential)?;
     let base = workflow_common::grpc::base_routes();
     let service = grpc::Service {
         info: config.info(),
@@ -34,6 +36,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
         .await;
     let routes = base.routes.add_service(BuilderServer::new(service));
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "builder serving gRPC");
-    workflow_common::grpc::serve(routes, listeners.grpc, &shutdown).await?;
+    let guard = Guard::new(credential, Protect::All);
+    workflow_common::grpc::serve(routes, listeners.grpc, &shutdown, guard).await?;
     Ok(())
 }

@@ -140,6 +140,7 @@ fn spawn_shipper(logs: &Path, state: &Path, endpoint: &str) -> Child {
         .arg("--state-dir")
         .arg(state)
         .env("RUST_LOG", "warn")
+        .env("WORKFLOW_PLATFORM_CREDENTIAL", "bench-credential")
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
@@ -188,6 +189,7 @@ fn main() {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let mut config = Config {
         role: Role::Aggregate,
+        platform_credential: "bench-credential".into(),
         ..Config::default()
     };
     config.aggregate.data_dir = data.clone();
@@ -203,7 +205,11 @@ fn main() {
     let pid = shipper.id();
     let mut peak_rss = 0;
     rt.block_on(async {
-        let client = LogClient::new(&endpoint).unwrap();
+        let client = LogClient::new(
+            &endpoint,
+            &workflow_clients::PlatformCredential::new("bench-credential").unwrap(),
+        )
+        .unwrap();
         loop {
             peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:"));
             let (_, next) = client.tail(APP, 0).await.unwrap();
@@ -227,7 +233,11 @@ fn main() {
 
     // --- search ---
     rt.block_on(async {
-        let client = LogClient::new(&endpoint).unwrap();
+        let client = LogClient::new(
+            &endpoint,
+            &workflow_clients::PlatformCredential::new("bench-credential").unwrap(),
+        )
+        .unwrap();
         let q = Search {
             query: NEEDLE.into(),
             limit: 100,
@@ -285,7 +295,11 @@ fn main() {
 
     // --- follow latency ---
     rt.block_on(async {
-        let client = LogClient::new(&endpoint).unwrap();
+        let client = LogClient::new(
+            &endpoint,
+            &workflow_clients::PlatformCredential::new("bench-credential").unwrap(),
+        )
+        .unwrap();
         let (_, next) = client.tail(APP, 0).await.unwrap();
         let mut follow = client.follow(APP, next).await.unwrap();
         let path = logs.join(format!("{APP}-web-99_{APP}_web-{:012x}.log", 99));

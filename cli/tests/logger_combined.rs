@@ -15,6 +15,8 @@ use workflow_logger::{Config, Listeners, Role};
 fn args(endpoint: &str) -> QueryArgs {
     QueryArgs {
         aggregator: endpoint.to_string(),
+        credential: Some("test-platform-credential".into()),
+        credential_file: None,
         app: "hello".into(),
         lines: 10,
         follow: false,
@@ -72,6 +74,7 @@ async fn local_runtime_logs_reach_tail_search_and_follow() {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let mut config = Config {
         role: Role::Both,
+        platform_credential: "test-platform-credential".into(),
         ..Config::default()
     };
     config.aggregate.data_dir = dir.path().join("logs");

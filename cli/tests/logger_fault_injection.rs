@@ -12,6 +12,13 @@ use workflow_clients::logger::{LogClient, Search};
 use workflow_logger::loggen::{GenFile, Rng, Rotation, parse_message};
 use workflow_logger::store::{Store, StoreConfig};
 
+/// The platform credential the started daemons are configured with.
+const CREDENTIAL: &str = "test-platform-credential";
+
+fn credential() -> workflow_clients::PlatformCredential {
+    workflow_clients::PlatformCredential::new(CREDENTIAL).unwrap()
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_workflow");
 const APPS: [&str; 3] = ["alpha", "beta", "gamma"];
 const FILES: usize = 9;
@@ -29,6 +36,7 @@ fn spawn_aggregator(data: &Path, port: u16) -> Child {
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")
+        .env("WORKFLOW_PLATFORM_CREDENTIAL", CREDENTIAL)
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
@@ -57,6 +65,7 @@ fn spawn_shipper(logs: &Path, state: &Path, port: u16) -> Child {
         .arg("--node")
         .arg("node-1")
         .env("RUST_LOG", "warn")
+        .env("WORKFLOW_PLATFORM_CREDENTIAL", CREDENTIAL)
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
@@ -155,7 +164,7 @@ async fn every_line_exactly_once_in_order_despite_kills_and_rotations() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut done = true;
-        if let Ok(client) = LogClient::new(&format!("http://127.0.0.1:{port}")) {
+        if let Ok(client) = LogClient::new(&format!("http://127.0.0.1:{port}"), &credential()) {
             for app in APPS {
                 match client.tail(app, 10_000).await {
                     Ok((records, _)) if records.len() as u64 >= expected[app] => {}
@@ -228,7 +237,7 @@ async fn every_line_exactly_once_in_order_despite_kills_and_rotations() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut counts = HashMap::new();
     while Instant::now() < deadline {
-        if let Ok(client) = LogClient::new(&format!("http://127.0.0.1:{port}")) {
+        if let Ok(client) = LogClient::new(&format!("http://127.0.0.1:{port}"), &credential()) {
             for app in APPS {
                 if let Ok((hits, _)) = client.search(app, &all).await {
                     counts.insert(app, hits.len() as u64);

@@ -13,6 +13,13 @@ use workflow_clients::logger::LogClient;
 use workflow_proto::logger::v1::ShipBatch;
 use workflow_proto::logger::v1::logger_client::LoggerClient;
 
+/// The platform credential the started daemons are configured with.
+const CREDENTIAL: &str = "test-platform-credential";
+
+fn credential() -> workflow_clients::PlatformCredential {
+    workflow_clients::PlatformCredential::new(CREDENTIAL).unwrap()
+}
+
 const GRACE: &str = "1s";
 /// Generous: the grace period plus start-up noise on a loaded machine, far below "never".
 const LIMIT: Duration = Duration::from_secs(20);
@@ -28,6 +35,7 @@ fn workflow(args: &[&str], dir: &Path) -> Child {
         .current_dir(dir)
         .env("WORKFLOW_SHUTDOWN_GRACE", GRACE)
         .env("RUST_LOG", "warn")
+        .env("WORKFLOW_PLATFORM_CREDENTIAL", CREDENTIAL)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -66,11 +74,22 @@ async fn terminate(child: &mut Child) -> Duration {
 
 /// A follow and a shipper's stream held open against the aggregator at `url`.
 async fn hold_logger_streams(url: &str) -> Vec<tokio::task::JoinHandle<()>> {
-    let client = LogClient::new(url).unwrap();
+    let client = LogClient::new(url, &credential()).unwrap();
     let mut follow = client.follow("hello", 0).await.expect("follow opens");
     let follower = tokio::spawn(async move { while follow.next().await.is_some() {} });
     let (tx, rx) = tokio::sync::mpsc::channel::<ShipBatch>(1);
-    let mut ship = LoggerClient::connect(url.to_string()).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut ship = LoggerClient::with_interceptor(channel, |mut req: tonic::Request<()>| {
+        req.metadata_mut().insert(
+            workflow_common::grpc::CREDENTIAL_HEADER,
+            tonic::metadata::MetadataValue::from_static(CREDENTIAL),
+        );
+        Ok(req)
+    });
     let acks = ship
         .ship(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await

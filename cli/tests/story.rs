@@ -116,12 +116,15 @@ fn the_user_story_works_verbatim() {
         matches!((v2, v1), (Some(a), Some(b)) if a < b),
         "newest first:\n{out}"
     );
-    let out = ok(&home, cwd, &["rollback", "-a", "hello"]);
+    // v1 has no build: a second release first, then roll back to v2.
+    let out = ok(&home, cwd, &["config:set", "OTHER=x", "-a", "hello"]);
     assert!(out.contains("v3"), "{out}");
+    let out = ok(&home, cwd, &["rollback", "-a", "hello"]);
+    assert!(out.contains("v4"), "{out}");
     let out = ok(&home, cwd, &["releases", "-a", "hello", "--json"]);
     let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(releases[0]["version"], 3);
-    assert_eq!(releases[0]["summary"], "alice rolled back to v1");
+    assert_eq!(releases[0]["version"], 4);
+    assert_eq!(releases[0]["summary"], "alice rolled back to v2");
 
     // In a git checkout, create adds the remote and later commands infer the app from it.
     let repo = dir.path().join("repo");
@@ -335,6 +338,8 @@ fn logs_tail_search_and_follow_through_workflow_up() {
             "-n",
             "1",
         ])
+        .arg("--credential-file")
+        .arg(platform.data.join("platform-credential"))
         .output()
         .unwrap();
     assert!(

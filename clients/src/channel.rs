@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use workflow_common::grpc::{CREDENTIAL_HEADER, PlatformCredential};
 
 use crate::error::{ClientError, Result};
 
@@ -33,20 +35,40 @@ impl CallOptions {
     };
 }
 
+/// Attaches the platform credential to every call of a channel.
+#[derive(Debug, Clone)]
+pub struct Attach(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Attach {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert(CREDENTIAL_HEADER, self.0.clone());
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry the platform credential.
+pub type AuthChannel = InterceptedService<Channel, Attach>;
+
 /// A lazily connected channel to one daemon.
 #[derive(Debug)]
 pub struct Connection {
     service: &'static str,
     url: String,
     endpoint: Endpoint,
+    attach: Attach,
     // Made on first use: creating a channel needs a running async runtime.
     channel: OnceLock<Channel>,
 }
 
 impl Connection {
-    /// A connection to `service` at `url` (e.g. `http://127.0.0.1:8030`); nothing is dialled
-    /// until the first call, so a daemon starts while its peers are still down.
-    pub fn new(service: &'static str, url: &str) -> Result<Connection> {
+    /// A connection to `service` at `url` (e.g. `http://127.0.0.1:8030`), presenting
+    /// `credential` on every call; nothing is dialled until the first call, so a daemon starts
+    /// while its peers are still down.
+    pub fn new(
+        service: &'static str,
+        url: &str,
+        credential: &PlatformCredential,
+    ) -> Result<Connection> {
         let bad = |message: String| ClientError::Endpoint {
             service,
             url: url.to_string(),
@@ -55,6 +77,13 @@ impl Connection {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(bad("expected an http:// or https:// URL".into()));
         }
+        // PlatformCredential only holds visible ASCII, which is valid metadata.
+        let attach = Attach(
+            credential
+                .expose()
+                .parse()
+                .map_err(|_| bad("the platform credential is not valid metadata".into()))?,
+        );
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| bad(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
@@ -67,6 +96,7 @@ impl Connection {
             service,
             url: url.to_string(),
             endpoint,
+            attach,
             channel: OnceLock::new(),
         })
     }
@@ -81,11 +111,14 @@ impl Connection {
         &self.url
     }
 
-    /// The channel (connected on first use, reconnected by tonic after failures).
-    pub fn channel(&self) -> Channel {
-        self.channel
+    /// The channel (connected on first use, reconnected by tonic after failures), attaching
+    /// the platform credential.
+    pub fn channel(&self) -> AuthChannel {
+        let ch = self
+            .channel
             .get_or_init(|| self.endpoint.connect_lazy())
-            .clone()
+            .clone();
+        InterceptedService::new(ch, self.attach.clone())
     }
 
     /// The error for `status` received on `op`.
@@ -102,7 +135,7 @@ impl Connection {
         mut call: F,
     ) -> Result<T>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(AuthChannel) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let attempt = || {
@@ -146,15 +179,19 @@ mod tests {
 
     use super::*;
 
+    fn cred() -> PlatformCredential {
+        PlatformCredential::new("test-credential").unwrap()
+    }
+
     #[test]
     fn refuses_urls_without_a_scheme() {
-        let e = Connection::new("logger", "127.0.0.1:8030").unwrap_err();
+        let e = Connection::new("logger", "127.0.0.1:8030", &cred()).unwrap_err();
         assert!(e.to_string().contains("127.0.0.1:8030"), "{e}");
     }
 
     #[tokio::test]
     async fn retries_transient_failures_only() {
-        let c = Connection::new("logger", "http://127.0.0.1:9").unwrap();
+        let c = Connection::new("logger", "http://127.0.0.1:9", &cred()).unwrap();
         let tries = AtomicUsize::new(0);
         let r: Result<()> = c
             .call("tail", CallOptions::READ, |_| {
@@ -179,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deadline_ends_an_attempt() {
-        let c = Connection::new("logger", "http://127.0.0.1:9").unwrap();
+        let c = Connection::new("logger", "http://127.0.0.1:9", &cred()).unwrap();
         let r: Result<()> = c
             .call(
                 "tail",

@@ -1,14 +1,16 @@
-//! The controller's hooks for the other daemons, authenticated with the platform's builder key
-//! (`x-deis-builder-auth` metadata).
+//! The controller's hooks for the other daemons, authenticated with the platform credential
+//! (attached by the connection, like every daemon-to-daemon call).
 
 use workflow_proto::controller::v1::CheckAccessRequest;
 use workflow_proto::controller::v1::hooks_client::HooksClient;
 
 use crate::channel::{CallOptions, Connection};
-use crate::error::{ClientError, Result};
+use crate::error::Result;
+use workflow_common::grpc::PlatformCredential;
 
-/// Metadata key carrying the builder key on hook calls.
-pub const BUILDER_AUTH_HEADER: &str = "x-deis-builder-auth";
+/// Metadata key the controller's hooks also accept the platform credential under (Deis's
+/// builder key name).
+pub const BUILDER_AUTH_HEADER: &str = workflow_common::grpc::LEGACY_CREDENTIAL_HEADER;
 
 /// The controller's answer to an access check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,19 +25,14 @@ pub enum Access {
 #[derive(Debug)]
 pub struct ControllerHooks {
     conn: Connection,
-    key: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl ControllerHooks {
-    /// A client of the controller at `url`, presenting `builder_key`.
-    pub fn new(url: &str, builder_key: &str) -> Result<ControllerHooks> {
-        let conn = Connection::new("controller", url)?;
-        let key = builder_key.parse().map_err(|_| ClientError::Endpoint {
-            service: "controller",
-            url: url.to_string(),
-            message: "the builder key is not valid gRPC metadata (printable ASCII only)".into(),
-        })?;
-        Ok(ControllerHooks { conn, key })
+    /// A client of the controller at `url`, presenting the platform credential.
+    pub fn new(url: &str, credential: &PlatformCredential) -> Result<ControllerHooks> {
+        Ok(ControllerHooks {
+            conn: Connection::new("controller", url, credential)?,
+        })
     }
 
     /// May `username` with API `token` do `action` (`pull` or `push`) on `app`? Bad
@@ -50,14 +47,12 @@ impl ControllerHooks {
         let r = self
             .conn
             .call("check access", CallOptions::READ, |ch| async move {
-                let mut req = tonic::Request::new(CheckAccessRequest {
+                let req = tonic::Request::new(CheckAccessRequest {
                     username: username.to_string(),
                     token: token.to_string(),
                     app: app.to_string(),
                     action: action.to_string(),
                 });
-                req.metadata_mut()
-                    .insert(BUILDER_AUTH_HEADER, self.key.clone());
                 Ok(HooksClient::new(ch).check_access(req).await?.into_inner())
             })
             .await?;

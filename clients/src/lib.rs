@@ -15,6 +15,7 @@ pub mod error;
 pub mod logger;
 pub mod registry;
 
-pub use channel::{CallOptions, Connection};
+pub use channel::{AuthChannel, CallOptions, Connection};
 pub use error::{ClientError, Result};
+pub use workflow_common::grpc::PlatformCredential;
 pub use workflow_proto::status::Kind;

@@ -16,7 +16,9 @@ use workflow_proto::logger::v1::{
     FollowRequest, LogRecord, SearchRequest, TailRequest, logger_client::LoggerClient,
 };
 
-use crate::channel::{CallOptions, Connection};
+use workflow_common::grpc::PlatformCredential;
+
+use crate::channel::{AuthChannel, CallOptions, Connection};
 use crate::error::Result;
 
 pub use workflow_proto::logger::v1::LogRecord as Record;
@@ -51,10 +53,11 @@ pub struct LogClient {
 }
 
 impl LogClient {
-    /// A client of the aggregator at `url` (e.g. `http://127.0.0.1:8030`).
-    pub fn new(url: &str) -> Result<LogClient> {
+    /// A client of the aggregator at `url` (e.g. `http://127.0.0.1:8030`), presenting the
+    /// platform credential.
+    pub fn new(url: &str, credential: &PlatformCredential) -> Result<LogClient> {
         Ok(LogClient {
-            conn: Connection::new("logger", url)?,
+            conn: Connection::new("logger", url, credential)?,
         })
     }
 
@@ -63,7 +66,7 @@ impl LogClient {
         self.conn.url()
     }
 
-    fn client(channel: tonic::transport::Channel) -> LoggerClient<tonic::transport::Channel> {
+    fn client(channel: AuthChannel) -> LoggerClient<AuthChannel> {
         LoggerClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)

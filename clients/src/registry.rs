@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use workflow_proto::registry::v1 as pb;
 use workflow_proto::registry::v1::registry_sync_client::RegistrySyncClient;
 
+use workflow_common::grpc::PlatformCredential;
+
 use crate::channel::{CallOptions, Connection};
 use crate::error::{ClientError, Result};
 
@@ -53,10 +55,11 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// A client of registry-sync at `url` (e.g. `http://127.0.0.1:8020`).
-    pub fn new(url: &str) -> Result<RegistryClient> {
+    /// A client of registry-sync at `url` (e.g. `http://127.0.0.1:8020`), presenting the
+    /// platform credential.
+    pub fn new(url: &str, credential: &PlatformCredential) -> Result<RegistryClient> {
         Ok(RegistryClient {
-            conn: Connection::new("registry-sync", url)?,
+            conn: Connection::new("registry-sync", url, credential)?,
         })
     }
 

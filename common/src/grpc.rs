@@ -1,4 +1,7 @@
-//! A tonic server builder with health checking and reflection attached.
+//! A tonic server builder with health checking and reflection attached, and the platform
+//! credential every daemon-to-daemon call carries ([`PlatformCredential`], checked in constant
+//! time by one layer, [`RequireCredential`], on every gRPC port; health and reflection stay open
+//! so probes keep working).
 
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
@@ -60,17 +63,213 @@ where
 }
 
 /// Serves `routes` on an already bound listener until `shutdown`, draining open calls for the
-/// grace period and then cutting them.
+/// grace period and then cutting them. Every call but health and reflection must carry the
+/// platform credential as `guard` says.
 pub async fn serve(
     routes: Routes,
     listener: tokio::net::TcpListener,
     shutdown: &crate::shutdown::Shutdown,
+    guard: Guard,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let stop = shutdown.token().clone().cancelled_owned();
     let server = tonic::transport::Server::builder()
         .layer(tower::layer::layer_fn(Counted))
+        .layer(guard)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop);
     shutdown.drain("grpc", server).await.unwrap_or(Ok(()))
+}
+
+/// gRPC metadata key carrying the platform credential on daemon-to-daemon calls.
+pub const CREDENTIAL_HEADER: &str = "x-workflow-platform-credential";
+
+/// The older name of [`CREDENTIAL_HEADER`] on the controller's hooks (Deis's builder key);
+/// accepted too, so existing builders keep working.
+pub const LEGACY_CREDENTIAL_HEADER: &str = "x-deis-builder-auth";
+
+/// Why a credential was refused at configuration time.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Empty, or not printable ASCII (it travels as gRPC metadata).
+    #[error("invalid platform credential ({len} bytes): {reason}")]
+    Invalid {
+        /// Its length (the value itself is a secret and never printed).
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// The shared secret every daemon presents to the others (`workflow up` generates it into the
+/// data dir; a cluster configures it). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlatformCredential(std::sync::Arc<str>);
+
+impl std::fmt::Debug for PlatformCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlatformCredential(<{} bytes>)", self.0.len())
+    }
+}
+
+impl PlatformCredential {
+    /// Checks `secret` can travel as metadata: not empty, visible ASCII only.
+    pub fn new(secret: &str) -> Result<PlatformCredential, CredentialError> {
+        let bad = |reason| CredentialError::Invalid {
+            len: secret.len(),
+            reason,
+        };
+        if secret.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad("only visible ASCII characters are allowed"));
+        }
+        Ok(PlatformCredential(secret.into()))
+    }
+
+    /// The secret, to attach to a call.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this credential, in time independent of where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        // Hashing first makes the comparison length-independent as well.
+        let want = sha2::Sha256::digest(self.0.as_bytes());
+        let got = sha2::Sha256::digest(presented);
+        want.ct_eq(&got).into()
+    }
+}
+
+use sha2::Digest as _;
+
+/// Which calls of a port need the platform credential.
+#[derive(Debug, Clone)]
+pub enum Protect {
+    /// Every call but health checks and reflection (daemons only other daemons call).
+    All,
+    /// Only calls whose path starts with one of these (`/package.Service/`); the controller's
+    /// user services authenticate users themselves.
+    Services(&'static [&'static str]),
+}
+
+/// The credential check of one gRPC port, as a tower layer.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    credential: PlatformCredential,
+    protect: Protect,
+}
+
+impl Guard {
+    /// Requires `credential` on the calls `protect` names.
+    pub fn new(credential: PlatformCredential, protect: Protect) -> Guard {
+        Guard {
+            credential,
+            protect,
+        }
+    }
+
+    fn needs_credential(&self, path: &str) -> bool {
+        const OPEN: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+        if OPEN.iter().any(|p| path.starts_with(p)) {
+            return false;
+        }
+        match &self.protect {
+            Protect::All => true,
+            Protect::Services(s) => s.iter().any(|p| path.starts_with(p)),
+        }
+    }
+
+    fn admits<B>(&self, req: &http::Request<B>) -> bool {
+        if !self.needs_credential(req.uri().path()) {
+            return true;
+        }
+        let h = req.headers();
+        h.get(CREDENTIAL_HEADER)
+            .or_else(|| h.get(LEGACY_CREDENTIAL_HEADER))
+            .is_some_and(|v| self.credential.matches(v.as_bytes()))
+    }
+}
+
+impl<S> tower::Layer<S> for Guard {
+    type Service = RequireCredential<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireCredential {
+            guard: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// Answers `UNAUTHENTICATED` to calls without the platform credential (see [`Guard`]).
+#[derive(Debug, Clone)]
+pub struct RequireCredential<S> {
+    guard: Guard,
+    inner: S,
+}
+
+type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for RequireCredential<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if self.guard.admits(&req) {
+            return Box::pin(self.inner.call(req));
+        }
+        let path = req.uri().path().to_string();
+        tracing::warn!(%path, "refused a gRPC call without the platform credential");
+        let status = tonic::Status::unauthenticated(format!(
+            "{path}: missing or wrong platform credential (metadata {CREDENTIAL_HEADER})"
+        ));
+        Box::pin(std::future::ready(Ok(status.into_http())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_must_be_visible_ascii() {
+        assert!(PlatformCredential::new("").is_err());
+        assert!(PlatformCredential::new("a b").is_err());
+        let e = PlatformCredential::new("s3cr\u{e9}t")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("s3cr"), "the secret is never printed: {e}");
+        let c = PlatformCredential::new("s3cret").unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(c.matches(b"s3cret"));
+        assert!(!c.matches(b"s3cre"));
+        assert!(!c.matches(b""));
+    }
+
+    #[test]
+    fn health_and_reflection_stay_open() {
+        let c = PlatformCredential::new("k").unwrap();
+        let all = Guard::new(c.clone(), Protect::All);
+        assert!(!all.needs_credential("/grpc.health.v1.Health/Check"));
+        assert!(!all.needs_credential("/grpc.reflection.v1.ServerReflection/Info"));
+        assert!(all.needs_credential("/workflow.logger.v1.Logger/Tail"));
+        let hooks = Guard::new(c, Protect::Services(&["/workflow.controller.v1.Hooks/"]));
+        assert!(hooks.needs_credential("/workflow.controller.v1.Hooks/CheckAccess"));
+        assert!(!hooks.needs_credential("/workflow.controller.v1.Apps/List"));
+    }
 }

@@ -24,8 +24,10 @@ pub struct Config {
     pub database: String,
     /// Who may register.
     pub registration: RegistrationMode,
-    /// Shared secret for hooks from the builder and registry-sync; empty means generated into
-    /// the data dir by the binary.
+    /// The platform credential (formerly the builder key; `platform_credential` in files,
+    /// `builder_key` still works): required on the hooks, presented to the logger and
+    /// registry-sync. Empty means generated into the data dir by the binary.
+    #[serde(alias = "platform_credential")]
     pub builder_key: String,
     /// gRPC URL of the logger's aggregator (`deis logs` answers 503 without one).
     pub logger: Option<String>,
@@ -58,6 +60,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_DATABASE_URL", "database"),
     ("WORKFLOW_REGISTRATION_MODE", "registration"),
     ("WORKFLOW_BUILDER_KEY", "builder_key"),
+    ("WORKFLOW_PLATFORM_CREDENTIAL", "builder_key"),
     ("WORKFLOW_LOGGER_URL", "logger"),
     ("WORKFLOW_REGISTRY_SYNC_URL", "registry"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use workflow_proto::controller::v1 as pb;
 
+/// Path prefix of the hooks service, which needs the platform credential.
+pub const HOOKS_PATH: &str = "/workflow.controller.v1.Hooks/";
+
 use crate::domain::{ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction};
 use crate::model::{self, PageRequest, User};
 
@@ -36,9 +39,10 @@ impl Grpc {
     }
 
     fn builder<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let key = req
-            .metadata()
-            .get("x-deis-builder-auth")
+        let m = req.metadata();
+        let key = m
+            .get(workflow_common::grpc::CREDENTIAL_HEADER)
+            .or_else(|| m.get(workflow_common::grpc::LEGACY_CREDENTIAL_HEADER))
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         Ok(self.ctl.check_builder_key(key)?)
@@ -519,10 +523,17 @@ impl pb::hooks_server::Hooks for Grpc {
                     allowed: true,
                     reason: String::new(),
                 },
-                Err(e) => pb::CheckAccessResponse {
-                    allowed: false,
-                    reason: e.to_string(),
-                },
+                // Bad credentials are not a denial: the registry must answer 401 with a
+                // challenge so clients (re)authenticate, and 403 only to valid users.
+                Err(e @ crate::Error::Unauthorized(_)) => return Err(e.into()),
+                Err(e @ (crate::Error::Forbidden(_) | crate::Error::NotFound(_))) => {
+                    pb::CheckAccessResponse {
+                        allowed: false,
+                        reason: e.to_string(),
+                    }
+                }
+                // The store failing is not an answer.
+                Err(e) => return Err(e.into()),
             },
         ))
     }

@@ -39,8 +39,8 @@ pub struct RegistrySync {
 
 impl RegistrySync {
     /// registry-sync's gRPC URL (`http://127.0.0.1:8020`).
-    pub fn new(url: &str) -> Result<Self> {
-        let client = RegistryClient::new(url)
+    pub fn new(url: &str, credential: &workflow_clients::PlatformCredential) -> Result<Self> {
+        let client = RegistryClient::new(url, credential)
             .map_err(|e| Error::Internal(format!("registry-sync client: {e}")))?;
         Ok(RegistrySync { client })
     }

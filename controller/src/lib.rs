@@ -35,6 +35,7 @@ pub use config::Config;
 pub use domain::Controller;
 pub use error::{Error, Result};
 use tokio::net::TcpListener;
+use workflow_common::grpc::{Guard, PlatformCredential, Protect};
 pub use workflow_common::shutdown::Shutdown;
 
 /// The controller's already bound listeners.
@@ -57,31 +58,45 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
             builder_key: config.builder_key.clone(),
         },
     );
+    // Only needed (and so only required) when the controller calls other daemons.
+    let credential = || {
+        PlatformCredential::new(&config.builder_key).map_err(|e| {
+            Error::Internal(format!(
+                "controller config platform_credential (WORKFLOW_PLATFORM_CREDENTIAL): {e}"
+            ))
+        })
+    };
     if let Some(url) = config.logger.as_deref().filter(|u| !u.is_empty()) {
-        ctl = ctl.with_logs(Arc::new(logs::Aggregator::new(url)?));
+        ctl = ctl.with_logs(Arc::new(logs::Aggregator::new(url, &credential()?)?));
     }
     if let Some(url) = config.registry.as_deref().filter(|u| !u.is_empty()) {
-        ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url)?));
+        ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url, &credential()?)?));
     }
     Ok(Arc::new(ctl))
 }
 
 /// Serves the REST API and gRPC on `listeners` until `shutdown`.
 pub async fn serve(ctl: Arc<Controller>, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
-    use axum::ServiceExt as _;
     let Listeners { http, grpc } = listeners;
     let router = rest::router(rest::RestState { ctl: ctl.clone() });
     let app = tower::util::MapRequest::new(router, rest::normalize_path);
     tracing::info!(http = ?http.local_addr().ok(), grpc = ?grpc.local_addr().ok(), "controller serving");
     let rest = async {
-        workflow_common::http::serve(http, app.into_make_service(), &shutdown, "controller REST")
+        workflow_common::http::serve(http, app, &shutdown, "controller REST")
             .await
             .map_err(|e| Error::Internal(format!("serving REST: {e}")))
     };
     let base = workflow_common::grpc::base_routes();
+    // The hooks need the platform credential; user services authenticate users themselves.
+    // Without a usable configured credential nothing can match, so the hooks refuse every call.
+    let credential = PlatformCredential::new(&ctl.settings().builder_key).unwrap_or_else(|_| {
+        let unguessable = format!("unset-{}", uuid::Uuid::new_v4().simple());
+        PlatformCredential::new(&unguessable).expect("hex is visible ASCII")
+    });
+    let guard = Guard::new(credential, Protect::Services(&[grpc::HOOKS_PATH]));
     let routes = grpc::add_services(base.routes, &base.health, grpc::Grpc::new(ctl)).await;
     let rpc = async {
-        workflow_common::grpc::serve(routes, grpc, &shutdown)
+        workflow_common::grpc::serve(routes, grpc, &shutdown, guard)
             .await
             .map_err(|e| Error::Internal(format!("serving gRPC: {e}")))
     };

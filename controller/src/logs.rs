@@ -50,9 +50,9 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// An aggregator at `endpoint` (`http://127.0.0.1:8030`); connects on first use.
-    pub fn new(endpoint: &str) -> Result<Self> {
-        let client =
-            LogClient::new(endpoint).map_err(|e| Error::Internal(format!("logger client: {e}")))?;
+    pub fn new(endpoint: &str, credential: &workflow_clients::PlatformCredential) -> Result<Self> {
+        let client = LogClient::new(endpoint, credential)
+            .map_err(|e| Error::Internal(format!("logger client: {e}")))?;
         Ok(Aggregator { client })
     }
 

@@ -1426,7 +1426,8 @@ async fn rest_and_grpc_create_builds_alike() {
 }
 
 /// Guards the Deis texts the Deis SDK relies on: rollback below v1 says "version cannot be
-/// below 0" (SDK: ErrInvalidVersion); and a blank app id is a 400 naming it, not a random name.
+/// below 0" (SDK: ErrInvalidVersion), to v1 "Cannot roll back to initial release."; and a blank
+/// app id is a 400 naming it, not a random name.
 #[tokio::test]
 async fn deis_version_and_app_id_texts() {
     let api = Api::new();
@@ -1487,4 +1488,66 @@ async fn deis_version_and_app_id_texts() {
         "{}",
         r.text
     );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/config/",
+            Some(&t),
+            Some(json!({"values": {"A": "1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // At v2, the default target is v1, as is an explicit version 1.
+    for body in [None, Some(json!({"version": 1}))] {
+        let r = api.call(Method::POST, rollback, Some(&t), body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(r.body["detail"], "Cannot roll back to initial release.");
+    }
+}
+
+/// Guards Deis parity: healthchecks:unset removes the probe's key (no `null` left behind) and
+/// answers 422 when there is nothing to unset.
+#[tokio::test]
+async fn healthcheck_unset_removes_the_probe() {
+    let api = Api::new();
+    let t = api.register("alice").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&t),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let config = "/v2/apps/hello/config/";
+    let probe = json!({"httpGet": {"path": "/", "port": 5000}});
+    let both = json!({"healthcheck": {"web": {"livenessProbe": probe, "readinessProbe": probe}}});
+    let r = api.call(Method::POST, config, Some(&t), Some(both)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let unset = json!({"healthcheck": {"web": {"livenessProbe": null}}});
+    let r = api
+        .call(Method::POST, config, Some(&t), Some(unset.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = api.call(Method::GET, config, Some(&t), None).await;
+    assert_eq!(
+        r.body["healthcheck"],
+        json!({"web": {"readinessProbe": probe}}),
+        "{}",
+        r.text
+    );
+    let r = api.call(Method::POST, config, Some(&t), Some(unset)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            config,
+            Some(&t),
+            Some(json!({"healthcheck": {"web": {"readinessProbe": null}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = api.call(Method::GET, config, Some(&t), None).await;
+    assert_eq!(r.body["healthcheck"], json!({}), "{}", r.text);
 }

@@ -136,42 +136,55 @@ async fn release_ledger(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(missing, Error::Unprocessable(_)), "{missing}");
-    let v3 = ctl.rollback(&alice, "hello", None).await.unwrap();
+    // v1 has no build: Deis's exact text, by default and when named.
+    for v in [None, Some(1)] {
+        let e = ctl.rollback(&alice, "hello", v).await.unwrap_err();
+        assert!(
+            matches!(e, Error::BadRequest(ref m) if m == "Cannot roll back to initial release."),
+            "{v:?}: {e}"
+        );
+    }
+    let v3 = ctl
+        .set_config(&alice, "hello", set("OTHER", "x"))
+        .await
+        .unwrap();
+    assert_eq!(v3.release.summary, "alice added OTHER");
+    let v4 = ctl.rollback(&alice, "hello", None).await.unwrap();
     assert_eq!(
-        (v3.version, v3.summary.as_str()),
-        (3, "alice rolled back to v1")
+        (v4.version, v4.summary.as_str()),
+        (4, "alice rolled back to v2")
     );
     assert!(
-        ctl.get_config(&alice, "hello")
+        !ctl.get_config(&alice, "hello")
             .await
             .unwrap()
             .values
-            .is_empty(),
-        "rollback restores v1's config"
+            .contains_key("OTHER"),
+        "rollback restores v2's config"
     );
-    let v4 = ctl.rollback(&alice, "hello", Some(2)).await.unwrap();
-    assert_eq!(v4.summary, "alice rolled back to v2");
+    let v5 = ctl.rollback(&alice, "hello", Some(3)).await.unwrap();
+    assert_eq!(v5.summary, "alice rolled back to v3");
     assert_eq!(
         ctl.get_config(&alice, "hello").await.unwrap().values["GREETING"],
         "hi"
     );
-    let v5 = ctl
+    let v6 = ctl
         .set_config(&alice, "hello", unset("GREETING"))
         .await
         .unwrap();
-    assert_eq!(v5.release.summary, "alice deleted GREETING");
+    assert_eq!(v6.release.summary, "alice deleted GREETING");
     let page = ctl
         .list_releases(&alice, "hello", PageRequest::new(2, 0))
         .await
         .unwrap();
-    assert_eq!(page.count, 5);
+    assert_eq!(page.count, 6);
     assert_eq!(
         page.results.iter().map(|r| r.version).collect::<Vec<_>>(),
-        vec![5, 4],
+        vec![6, 5],
         "newest first"
     );
     let page = ctl
-        .list_releases(&alice, "hello", PageRequest::new(2, 4))
+        .list_releases(&alice, "hello", PageRequest::new(2, 5))
         .await
         .unwrap();
     assert_eq!(

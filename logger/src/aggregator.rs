@@ -17,7 +17,7 @@ use crate::store::{AppendSink, Store, StoreConfig};
 /// Default gRPC listen address of the aggregator.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8030";
 /// Most records a tail or a search page returns.
-pub const MAX_PAGE: usize = 10_000;
+pub const MAX_PAGE: usize = workflow_proto::logger::MAX_TAIL_LINES as usize;
 /// Records per follow message while catching up.
 const FOLLOW_CHUNK: usize = 512;
 
@@ -105,7 +105,13 @@ impl Aggregator {
     /// The last `n` lines of `app`, oldest first, and the cursor a follow continues from.
     pub async fn tail(&self, app: &str, n: usize) -> Result<(Vec<LogRecord>, u64)> {
         let log = self.store.app(app)?;
-        let n = n.min(MAX_PAGE);
+        // Refused rather than cut: a caller asking for more must not believe it got all.
+        if n > MAX_PAGE {
+            return Err(Error::Invalid {
+                what: "lines",
+                value: format!("{n}: a tail returns at most {MAX_PAGE} lines"),
+            });
+        }
         blocking(move || log.tail(n)).await
     }
 

@@ -38,6 +38,9 @@ pub struct Config {
     /// How long open streams may finish after a stop request before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The platform credential: the aggregator refuses calls without it, the shipper presents
+    /// it. Required (`workflow up` generates one into its data dir).
+    pub platform_credential: String,
 }
 
 /// The shipper's settings.
@@ -119,6 +122,7 @@ impl Default for Config {
             ship: ShipSettings::default(),
             aggregate: AggregateSettings::default(),
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
+            platform_credential: String::new(),
         }
     }
 }
@@ -137,6 +141,7 @@ pub const ENV: &[(&str, &str)] = &[
     ),
     ("WORKFLOW_LOGGER_RETENTION_AGE", "aggregate.retention_age"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
+    ("WORKFLOW_PLATFORM_CREDENTIAL", "platform_credential"),
 ];
 
 impl Config {
@@ -169,6 +174,7 @@ impl Config {
         c.tracker.missing_grace = s.missing_grace;
         c.max_inflight_bytes = s.max_inflight_bytes.max(1 << 16);
         c.poll_interval = s.poll_interval.max(Duration::from_millis(1));
+        c.credential = self.platform_credential.clone();
         c
     }
 

@@ -38,6 +38,8 @@ pub use config::{Config, Role};
 pub use error::{Error, Result};
 pub use shipper::ShipperConfig;
 use tokio::net::TcpListener;
+pub use workflow_common::grpc::PlatformCredential;
+use workflow_common::grpc::{Guard, Protect};
 pub use workflow_common::shutdown::Shutdown;
 use workflow_proto::logger::MAX_MESSAGE_BYTES;
 use workflow_proto::logger::v1::logger_server::LoggerServer;
@@ -51,6 +53,12 @@ pub struct Listeners {
 
 /// Runs the parts of the logger `config.role` names until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
+    // Checked first: a logger without it would serve (or ship) to anyone.
+    let credential =
+        PlatformCredential::new(&config.platform_credential).map_err(|e| Error::Invalid {
+            what: "platform_credential (WORKFLOW_PLATFORM_CREDENTIAL)",
+            value: e.to_string(),
+        })?;
     let listener = || {
         listeners.grpc.ok_or_else(|| Error::Invalid {
             what: "listeners (the aggregator needs its gRPC listener)",
@@ -59,7 +67,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
     };
     match config.role {
         Role::Ship => shipper::run_shipper(config.shipper(), shutdown.token().clone()).await,
-        Role::Aggregate => run_aggregator(config.aggregator(), listener()?, shutdown).await,
+        Role::Aggregate => {
+            run_aggregator(config.aggregator(), listener()?, shutdown, credential).await
+        }
         Role::Both => {
             let listener = listener()?;
             let mut ship = config.shipper();
@@ -73,6 +83,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
                 config.aggregator(),
                 listener,
                 shutdown.clone(),
+                credential,
             ));
             let shipped = shipper::run_shipper(ship, shutdown.token().clone()).await;
             shutdown.cancel();
@@ -89,18 +100,21 @@ async fn run_aggregator(
     config: AggregatorConfig,
     listener: TcpListener,
     shutdown: Shutdown,
+    credential: PlatformCredential,
 ) -> Result<()> {
     let aggregator = tokio::task::spawn_blocking(move || Aggregator::open(config))
         .await
         .map_err(|e| Error::Unavailable(format!("opening the aggregator failed: {e}")))??;
-    serve(aggregator, listener, shutdown).await
+    serve(aggregator, listener, shutdown, credential).await
 }
 
-/// Serves an opened aggregator until `shutdown`, running retention on its interval.
+/// Serves an opened aggregator until `shutdown`, running retention on its interval; every
+/// call but health and reflection must carry `credential`.
 pub async fn serve(
     aggregator: Aggregator,
     listener: TcpListener,
     shutdown: Shutdown,
+    credential: PlatformCredential,
 ) -> Result<()> {
     let base = workflow_common::grpc::base_routes();
     let service = grpc::Service {
@@ -134,7 +148,8 @@ pub async fn serve(
         });
     }
     tracing::info!(addr = ?listener.local_addr().ok(), "logger aggregator serving gRPC");
-    let served = workflow_common::grpc::serve(routes, listener, &shutdown).await;
+    let guard = Guard::new(credential, Protect::All);
+    let served = workflow_common::grpc::serve(routes, listener, &shutdown, guard).await;
     shutdown.cancel();
     shutdown.wait_tasks().await;
     let closing = aggregator.clone();

@@ -31,6 +31,8 @@ pub struct ShipperConfig {
     pub backoff_min: Duration,
     /// Longest wait before reconnecting.
     pub backoff_max: Duration,
+    /// The platform credential presented to the aggregator (see `workflow_common::grpc`).
+    pub credential: String,
 }
 
 impl ShipperConfig {
@@ -48,6 +50,7 @@ impl ShipperConfig {
             checkpoint_interval: Duration::from_millis(200),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            credential: String::new(),
         }
     }
 }
@@ -152,7 +155,16 @@ async fn session(
         () = shutdown.cancelled() => return Ok(()),
         c = endpoint.connect() => c.map_err(|e| ship_err(format!("connect: {e}")))?,
     };
-    let mut client = LoggerClient::new(channel)
+    let credential: tonic::metadata::MetadataValue<_> = config
+        .credential
+        .parse()
+        .map_err(|_| ship_err("the platform credential is not valid metadata".into()))?;
+    let attach = move |mut req: tonic::Request<()>| {
+        req.metadata_mut()
+            .insert(workflow_common::grpc::CREDENTIAL_HEADER, credential.clone());
+        Ok(req)
+    };
+    let mut client = LoggerClient::with_interceptor(channel, attach)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel(1024);

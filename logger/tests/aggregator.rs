@@ -11,6 +11,37 @@ use workflow_logger::{Config, Listeners, Role};
 use workflow_proto::logger::v1::logger_client::LoggerClient;
 use workflow_proto::logger::v1::{ShipAck, ShipBatch, ShippedLine};
 
+/// The platform credential the test aggregators require.
+const CREDENTIAL: &str = "test-platform-credential";
+
+fn credential() -> workflow_clients::PlatformCredential {
+    workflow_clients::PlatformCredential::new(CREDENTIAL).unwrap()
+}
+
+/// A raw client presenting `credential` (or none) on every call.
+async fn raw_client(
+    endpoint: &str,
+    credential: Option<&'static str>,
+) -> LoggerClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        impl tonic::service::Interceptor + Clone,
+    >,
+> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    LoggerClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+        if let Some(c) = credential {
+            req.metadata_mut()
+                .insert(workflow_common::grpc::CREDENTIAL_HEADER, c.parse().unwrap());
+        }
+        Ok(req)
+    })
+}
+
 struct Running {
     endpoint: String,
     shutdown: CancellationToken,
@@ -22,6 +53,7 @@ async fn start(dir: &std::path::Path) -> Running {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let mut config = Config {
         role: Role::Aggregate,
+        platform_credential: CREDENTIAL.into(),
         ..Config::default()
     };
     config.aggregate.data_dir = dir.to_path_buf();
@@ -73,7 +105,7 @@ fn batch(id: u64, source: &str, ty: &str, lines: &[(u64, &str)]) -> ShipBatch {
 }
 
 async fn ship(endpoint: &str, batches: Vec<ShipBatch>) -> Result<Vec<ShipAck>, tonic::Status> {
-    let mut client = LoggerClient::connect(endpoint.to_string()).await.unwrap();
+    let mut client = raw_client(endpoint, Some(CREDENTIAL)).await;
     let n = batches.len();
     let mut acks = client
         .ship(futures::stream::iter(batches))
@@ -139,7 +171,7 @@ async fn ship_tail_follow_search_and_restart() {
     let counts: Vec<(u32, u32)> = acks.iter().map(|a| (a.stored, a.duplicates)).collect();
     assert_eq!(counts, [(2, 0), (1, 1), (2, 0)]);
 
-    let mut client = LogClient::new(&agg.endpoint).unwrap();
+    let mut client = LogClient::new(&agg.endpoint, &credential()).unwrap();
     let (tail, next) = client.tail("hello", 3).await.unwrap();
     assert_eq!(
         texts(&tail),
@@ -238,7 +270,7 @@ async fn ship_tail_follow_search_and_restart() {
     .await
     .unwrap();
     assert_eq!((acks[0].stored, acks[0].duplicates), (1, 1));
-    let mut client = LogClient::new(&agg.endpoint).unwrap();
+    let mut client = LogClient::new(&agg.endpoint, &credential()).unwrap();
     let (tail, next) = client.tail("hello", 100).await.unwrap();
     assert_eq!(tail.len(), 7);
     assert_eq!(next, 7);
@@ -260,7 +292,7 @@ async fn hostile_lines_are_stored_verbatim() {
     b.lines[0].message = [&b"\xff\xfe\x00 bad utf8 "[..], &big].concat();
     let acks = ship(&agg.endpoint, vec![b]).await.unwrap();
     assert_eq!(acks[0].stored, 1);
-    let mut client = LogClient::new(&agg.endpoint).unwrap();
+    let mut client = LogClient::new(&agg.endpoint, &credential()).unwrap();
     let (tail, _) = client.tail("hello", 1).await.unwrap();
     assert_eq!(tail[0].message.len(), (1 << 20) + 13);
     assert!(tail[0].message.starts_with(b"\xff\xfe\x00 bad utf8 "));
@@ -269,5 +301,91 @@ async fn hostile_lines_are_stored_verbatim() {
         ..Search::default()
     };
     assert_eq!(search_until(&mut client, &q, 1).await.len(), 1);
+    agg.stop().await;
+}
+
+/// Guards issue 10: without the platform credential nobody reads, ships or follows any app's logs.
+#[tokio::test]
+async fn calls_without_the_platform_credential_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = start(dir.path()).await;
+    for presented in [
+        None,
+        Some("wrong-credential"),
+        Some("test-platform-credentia"),
+    ] {
+        let mut c = raw_client(&agg.endpoint, presented).await;
+        let tail = c
+            .tail(workflow_proto::logger::v1::TailRequest {
+                app: "hello".into(),
+                lines: 10,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            tail.code(),
+            tonic::Code::Unauthenticated,
+            "{presented:?}: {tail:?}"
+        );
+        let follow = c
+            .follow(workflow_proto::logger::v1::FollowRequest {
+                app: "hello".into(),
+                from_cursor: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(follow.code(), tonic::Code::Unauthenticated);
+        let search = c
+            .search(workflow_proto::logger::v1::SearchRequest {
+                app: "hello".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(search.code(), tonic::Code::Unauthenticated);
+        let shipped = c
+            .ship(futures::stream::iter(vec![batch(
+                1,
+                "a",
+                "web",
+                &[(0, "forged")],
+            )]))
+            .await;
+        let code = match shipped {
+            Err(s) => s.code(),
+            Ok(r) => r.into_inner().message().await.unwrap_err().code(),
+        };
+        assert_eq!(code, tonic::Code::Unauthenticated);
+    }
+    // Health checks stay open for probes.
+    let channel = tonic::transport::Endpoint::from_shared(agg.endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+    // With the credential, nothing forged was stored.
+    let (lines, _) = LogClient::new(&agg.endpoint, &credential())
+        .unwrap()
+        .tail("hello", 10)
+        .await
+        .unwrap();
+    assert!(lines.is_empty(), "{lines:?}");
+    agg.stop().await;
+}
+
+/// Guards issue 10: a tail above the cap is refused with an error naming the cap, never cut.
+#[tokio::test]
+async fn a_tail_above_the_cap_is_refused_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = start(dir.path()).await;
+    let client = LogClient::new(&agg.endpoint, &credential()).unwrap();
+    client.tail("hello", 10_000).await.unwrap();
+    let e = client.tail("hello", 100_000).await.unwrap_err();
+    assert!(e.to_string().contains("10000"), "{e}");
+    assert!(e.to_string().contains("100000"), "{e}");
     agg.stop().await;
 }

@@ -40,6 +40,10 @@ pub mod logger {
     /// up to the shipper's merge bound).
     pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+    /// Most lines one tail returns: more is refused with an error naming this cap, never
+    /// silently cut (clients check it first to say so before calling).
+    pub const MAX_TAIL_LINES: u32 = 10_000;
+
     /// Version 1.
     pub mod v1 {
         tonic::include_proto!("workflow.logger.v1");

@@ -5,8 +5,6 @@
 //! `Hooks.CheckAccess`. A read-only node credential (for kubelet pulls) is checked locally.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use headers::HeaderMapExt as _;
 use headers::authorization::{Authorization, Basic};
@@ -67,9 +65,9 @@ pub struct ControllerAccess {
 
 impl ControllerAccess {
     /// A checker calling the controller at `url` (e.g. `http://127.0.0.1:8001`), authenticated
-    /// with the builder key.
-    pub fn new(url: &str, builder_key: &str) -> Result<Self> {
-        let hooks = workflow_clients::controller::ControllerHooks::new(url, builder_key)
+    /// with the platform credential.
+    pub fn new(url: &str, credential: &workflow_clients::PlatformCredential) -> Result<Self> {
+        let hooks = workflow_clients::controller::ControllerHooks::new(url, credential)
             .map_err(|e| Error::Config(e.to_string()))?;
         Ok(ControllerAccess { hooks })
     }
@@ -162,18 +160,13 @@ impl AccessCheck for StaticAccess {
     }
 }
 
-/// How long an allowed answer is reused.
-const CACHE_TTL: Duration = Duration::from_secs(30);
-
-/// Cache key: user, hash of the token, repository, action.
-type CacheKey = (String, [u8; 32], String, Action);
-
-/// The registry's gatekeeper: node credential, checker, short-lived cache of allowed answers.
+/// The registry's gatekeeper: node credential and checker. Every request asks the checker:
+/// answers are not cached, so a removed collaborator or a regenerated token is refused at
+/// once (issue 10; the cost is one local gRPC round trip per request, see the registry bench).
 #[derive(Debug)]
 pub struct Authenticator {
     check: Option<Box<dyn AccessCheck>>,
     node: Option<(String, String)>,
-    cache: Mutex<HashMap<CacheKey, Instant>>,
 }
 
 /// Parsed `Authorization: Basic` credentials.
@@ -213,11 +206,7 @@ fn constant_eq(a: &str, b: &str) -> bool {
 impl Authenticator {
     /// With `check` None the registry is open (embedded single-user mode).
     pub fn new(check: Option<Box<dyn AccessCheck>>, node: Option<(String, String)>) -> Self {
-        Authenticator {
-            check,
-            node,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Authenticator { check, node }
     }
 
     /// Whether requests need credentials at all.
@@ -261,30 +250,8 @@ impl Authenticator {
                 c.username
             )));
         };
-        let key = (
-            c.username.clone(),
-            Sha256::digest(c.password.as_bytes()).into(),
-            repo.to_string(),
-            action,
-        );
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(t) = cache.get(&key) {
-                if t.elapsed() < CACHE_TTL {
-                    return Ok(());
-                }
-                cache.remove(&key);
-            }
-        }
         match check.check(&c.username, &c.password, repo, action).await? {
-            Decision::Allowed => {
-                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                if cache.len() > 10_000 {
-                    cache.retain(|_, t| t.elapsed() < CACHE_TTL);
-                }
-                cache.insert(key, Instant::now());
-                Ok(())
-            }
+            Decision::Allowed => Ok(()),
             Decision::BadCredentials(r) => Err(Error::Unauthorized(r)),
             Decision::Denied(r) => Err(Error::Denied(if r.is_empty() {
                 format!("{:?} may not {} {repo:?}", c.username, action.as_str())
@@ -307,6 +274,44 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
         );
         parse_basic(&h).unwrap()
+    }
+
+    /// A checker whose answer the test changes, as a perms or token change does.
+    #[derive(Debug, Default)]
+    struct Revocable(std::sync::atomic::AtomicBool);
+
+    #[async_trait::async_trait]
+    impl AccessCheck for Revocable {
+        async fn check(&self, _: &str, _: &str, _: &str, _: Action) -> Result<Decision> {
+            Ok(if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                Decision::Denied("collaborator removed".into())
+            } else {
+                Decision::Allowed
+            })
+        }
+    }
+
+    /// Guards issue 10: a revoked right is refused on the very next request (no cached allow).
+    #[tokio::test]
+    async fn revocation_takes_effect_at_once() {
+        let check = std::sync::Arc::new(Revocable::default());
+        #[derive(Debug)]
+        struct Shared(std::sync::Arc<Revocable>);
+        #[async_trait::async_trait]
+        impl AccessCheck for Shared {
+            async fn check(&self, u: &str, t: &str, a: &str, act: Action) -> Result<Decision> {
+                self.0.check(u, t, a, act).await
+            }
+        }
+        let auth = Authenticator::new(Some(Box::new(Shared(check.clone()))), None);
+        let c = basic("bob", "tok");
+        auth.authorize(Some(&c), "api", Action::Pull).await.unwrap();
+        check.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = auth
+            .authorize(Some(&c), "api", Action::Pull)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Denied(_)), "{e:?}");
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct AuthConfig {
     /// Controller gRPC URL answering `Hooks.CheckAccess`; `None` (and no node credential)
     /// leaves the registry open, for single-user embedded setups.
     pub controller_url: Option<String>,
-    /// Builder key sent as `x-deis-builder-auth` to the controller.
+    /// The platform credential (formerly the builder key): presented to the controller, and
+    /// required of every call to registry-sync's gRPC API.
     pub builder_key: String,
     /// Read-only credential for nodes (kubelet pulls): username and password.
     pub node_credential: Option<(String, String)>,
@@ -108,7 +109,9 @@ pub struct Settings {
     pub s3_create_bucket: bool,
     /// Controller gRPC URL for access checks (empty: open registry).
     pub controller_url: String,
-    /// Builder key presented to the controller.
+    /// The platform credential (`platform_credential` in files; `builder_key`, its old name,
+    /// still works): presented to the controller and required on the gRPC API.
+    #[serde(alias = "platform_credential")]
     pub builder_key: String,
     /// Read-only node credential as `user:password` (empty: none).
     pub node_credential: String,
@@ -168,6 +171,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_REGISTRY_S3_CREATE_BUCKET", "s3_create_bucket"),
     ("WORKFLOW_CONTROLLER_GRPC_URL", "controller_url"),
     ("WORKFLOW_BUILDER_KEY", "builder_key"),
+    ("WORKFLOW_PLATFORM_CREDENTIAL", "builder_key"),
     ("WORKFLOW_REGISTRY_NODE_CREDENTIAL", "node_credential"),
     ("WORKFLOW_REGISTRY_INSECURE", "insecure_registries"),
     ("WORKFLOW_REGISTRY_UPLOAD_TTL", "upload_ttl"),

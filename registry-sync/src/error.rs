@@ -99,6 +99,17 @@ pub enum Error {
     /// An operation this registry does not support.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An external registry refused an import's request (a 4xx: unknown image or tag, bad
+    /// credentials): the user's mistake, reported as such, not as an outage.
+    #[error("{op} {target}: the source registry answered {message}")]
+    UpstreamRefused {
+        /// What was being fetched.
+        op: &'static str,
+        /// The URL or reference.
+        target: String,
+        /// The status and what the source said.
+        message: String,
+    },
     /// An external registry failed or misbehaved during an import.
     #[error("upstream {op} {target}: {message}")]
     Upstream {
@@ -172,6 +183,7 @@ impl Error {
             Error::Denied(_) => StatusCode::FORBIDDEN,
             Error::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::AccessCheck(_) | Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Error::UpstreamRefused { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -191,11 +191,11 @@ impl Remote {
                 let status = r.status();
                 if status == reqwest::StatusCode::UNAUTHORIZED {
                     if authenticated.swap(true, Ordering::Relaxed) {
-                        return Err(Failure::fatal(upstream(
+                        return Err(Failure::fatal(Error::UpstreamRefused {
                             op,
-                            &url,
-                            "unauthorized: check the registry credentials",
-                        )));
+                            target: url.clone(),
+                            message: "401 Unauthorized: check the registry credentials".into(),
+                        }));
                     }
                     let challenge = r
                         .headers()
@@ -213,10 +213,18 @@ impl Remote {
                 }
                 let body = r.text().await.unwrap_or_default();
                 let body: String = body.chars().take(300).collect();
-                return Err(Failure {
-                    transient: Self::is_transient(status),
-                    error: upstream(op, &url, format!("{status}: {body}")),
-                });
+                let transient = Self::is_transient(status);
+                // A 4xx (but 429) is the source's final word on this image: the user's mistake.
+                let error = if status.is_client_error() && !transient {
+                    Error::UpstreamRefused {
+                        op,
+                        target: url.clone(),
+                        message: format!("{status}: {body}"),
+                    }
+                } else {
+                    upstream(op, &url, format!("{status}: {body}"))
+                };
+                return Err(Failure { transient, error });
             }
         };
         attempt

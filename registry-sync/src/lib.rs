@@ -32,6 +32,8 @@ use std::sync::Arc;
 pub use config::{AuthConfig, Config, Settings, StorageConfig};
 pub use error::{Error, Result};
 use tokio::net::TcpListener;
+pub use workflow_common::grpc::PlatformCredential;
+use workflow_common::grpc::{Guard, Protect};
 pub use workflow_common::shutdown::Shutdown;
 use workflow_proto::registry::v1::registry_sync_server::RegistrySyncServer;
 
@@ -51,7 +53,7 @@ pub fn authenticator(auth: &AuthConfig) -> Result<auth::Authenticator> {
     let check: Option<Box<dyn auth::AccessCheck>> = match &auth.controller_url {
         Some(url) => Some(Box::new(auth::ControllerAccess::new(
             url,
-            &auth.builder_key,
+            &credential(auth)?,
         )?)),
         None => None,
     };
@@ -59,6 +61,15 @@ pub fn authenticator(auth: &AuthConfig) -> Result<auth::Authenticator> {
         check,
         auth.node_credential.clone(),
     ))
+}
+
+/// The platform credential of `auth`, refused when empty or malformed.
+fn credential(auth: &AuthConfig) -> Result<PlatformCredential> {
+    PlatformCredential::new(&auth.builder_key).map_err(|e| {
+        Error::Config(format!(
+            "platform_credential (WORKFLOW_PLATFORM_CREDENTIAL): {e}"
+        ))
+    })
 }
 
 /// registry-sync's already bound listeners.
@@ -86,6 +97,7 @@ pub async fn run_with(
     shutdown: Shutdown,
 ) -> Result<()> {
     let Listeners { http, grpc } = listeners;
+    let credential = credential(&config.auth)?;
     let registry = Arc::new(registry::Registry::new(store));
     // Parts left by a previous process can never complete: their hash state is gone.
     if let Err(e) = registry.expire_uploads(config.upload_ttl).await {
@@ -109,6 +121,9 @@ pub async fn run_with(
                         if let Err(e) = registry.expire_uploads(ttl).await {
                             tracing::warn!(error = %e, "expiring uploads failed");
                         }
+                        if let Err(e) = registry.sweep_temp(ttl).await {
+                            tracing::warn!(error = %e, "sweeping temporary files failed");
+                        }
                     }
                     _ = gc_tick.tick(), if gc.is_some() => {
                         if let Err(e) = registry.garbage_collect(grace, false).await {
@@ -129,7 +144,7 @@ pub async fn run_with(
     let http_task = {
         let stop = shutdown.clone();
         shutdown.spawn(async move {
-            let r = workflow_common::http::serve(http, app.into_make_service(), &stop, "registry")
+            let r = workflow_common::http::serve(http, app, &stop, "registry")
                 .await
                 .map_err(|e| Error::Serve {
                     op: "serve registry http",
@@ -155,7 +170,8 @@ pub async fn run_with(
         .await;
     let routes = base.routes.add_service(RegistrySyncServer::new(service));
     tracing::info!(addr = ?grpc.local_addr().ok(), "registry-sync serving gRPC");
-    let grpc_result = workflow_common::grpc::serve(routes, grpc, &shutdown).await;
+    let guard = Guard::new(credential, Protect::All);
+    let grpc_result = workflow_common::grpc::serve(routes, grpc, &shutdown, guard).await;
     // Either server stopping stops the daemon.
     shutdown.cancel();
     let http_result = http_task.await.map_err(|e| Error::Serve {

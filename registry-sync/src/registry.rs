@@ -399,6 +399,11 @@ impl Registry {
         Ok(())
     }
 
+    /// Deletes the object store's temporary files older than `ttl` (writes that died).
+    pub async fn sweep_temp(&self, ttl: Duration) -> Result<usize> {
+        self.store.sweep_temp(ttl).await
+    }
+
     /// Drops uploads idle for longer than `ttl` and stored parts older than `ttl` that no
     /// live upload owns (left by a crash). Returns how many parts were removed.
     pub async fn expire_uploads(&self, ttl: Duration) -> Result<usize> {

@@ -37,7 +37,7 @@ impl Hooks for FakeController {
     ) -> Result<tonic::Response<pb::CheckAccessResponse>, tonic::Status> {
         if request
             .metadata()
-            .get("x-deis-builder-auth")
+            .get(workflow_common::grpc::CREDENTIAL_HEADER)
             .and_then(|v| v.to_str().ok())
             != Some("bkey")
         {
@@ -63,6 +63,10 @@ impl Hooks for FakeController {
     }
 }
 
+fn cred(secret: &str) -> workflow_clients::PlatformCredential {
+    workflow_clients::PlatformCredential::new(secret).unwrap()
+}
+
 async fn fake_controller() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -79,7 +83,7 @@ async fn fake_controller() -> SocketAddr {
 #[tokio::test]
 async fn controller_access_maps_answers() {
     let addr = fake_controller().await;
-    let check = ControllerAccess::new(&format!("http://{addr}"), "bkey").unwrap();
+    let check = ControllerAccess::new(&format!("http://{addr}"), &cred("bkey")).unwrap();
     assert_eq!(
         check
             .check("alice", "tok", "api", Action::Push)
@@ -108,7 +112,7 @@ async fn controller_access_maps_answers() {
             .unwrap(),
         Decision::BadCredentials(_)
     ));
-    let wrong_key = ControllerAccess::new(&format!("http://{addr}"), "other").unwrap();
+    let wrong_key = ControllerAccess::new(&format!("http://{addr}"), &cred("other")).unwrap();
     assert!(matches!(
         wrong_key
             .check("alice", "tok", "api", Action::Pull)
@@ -122,7 +126,7 @@ async fn controller_access_maps_answers() {
         .local_addr()
         .unwrap()
         .port();
-    let down = ControllerAccess::new(&format!("http://127.0.0.1:{port}"), "bkey").unwrap();
+    let down = ControllerAccess::new(&format!("http://127.0.0.1:{port}"), &cred("bkey")).unwrap();
     assert!(
         down.check("alice", "tok", "api", Action::Pull)
             .await

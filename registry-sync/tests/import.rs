@@ -18,7 +18,9 @@ async fn import(
     request: ImportRequest,
     on_event: impl FnMut(ImportEvent) + Send,
 ) -> workflow_clients::Result<ImportResult> {
-    RegistryClient::new(url)?.import(request, on_event).await
+    RegistryClient::new(url, &common::credential())?
+        .import(request, on_event)
+        .await
 }
 
 fn request(app: &str, image: &str) -> ImportRequest {

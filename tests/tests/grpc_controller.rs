@@ -129,19 +129,32 @@ async fn release_ledger_over_grpc() -> anyhow::Result<()> {
     );
 
     let mut releases = pb::releases_client::ReleasesClient::new(channel.clone());
-    let v3 = releases
-        .rollback(authed(
+    let rollback = |version| {
+        authed(
             pb::RollbackRequest {
                 app: "hello".into(),
-                version: 0,
+                version,
+            },
+            &token,
+        )
+    };
+    // v1 has no build: refused with Deis's text.
+    let initial = releases.rollback(rollback(0)).await.unwrap_err();
+    assert_eq!(initial.code(), tonic::Code::InvalidArgument);
+    assert_eq!(initial.message(), "Cannot roll back to initial release.");
+    config
+        .set(authed(
+            pb::SetConfigRequest {
+                app: "hello".into(),
+                values: [("GREETING".to_string(), "hello".to_string())].into(),
             },
             &token,
         ))
-        .await?
-        .into_inner();
+        .await?;
+    let v4 = releases.rollback(rollback(0)).await?.into_inner();
     assert_eq!(
-        (v3.version, v3.summary.as_str()),
-        (3, "alice rolled back to v1")
+        (v4.version, v4.summary.as_str()),
+        (4, "alice rolled back to v2")
     );
     let list = releases
         .list(authed(
@@ -157,7 +170,8 @@ async fn release_ledger_over_grpc() -> anyhow::Result<()> {
     assert_eq!(
         summaries,
         [
-            "alice rolled back to v1",
+            "alice rolled back to v2",
+            "alice changed GREETING",
             "alice added GREETING",
             "alice created initial release"
         ]

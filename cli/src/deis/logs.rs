@@ -14,8 +14,9 @@ pub enum Command {
     Logs {
         #[command(flatten)]
         app: AppArg,
-        /// How many lines.
-        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        /// How many lines (at most 10000; a search shows the newest 1000 per page).
+        #[arg(short = 'n', long = "lines", default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(workflow_proto::logger::MAX_TAIL_LINES)))]
         lines: u32,
         /// Keep printing new lines as they are written (until Ctrl-C).
         #[arg(short = 'f', long)]

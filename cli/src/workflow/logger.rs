@@ -158,11 +158,19 @@ pub struct QueryArgs {
     /// The aggregator's gRPC endpoint.
     #[arg(long, env = "WORKFLOW_LOGGER_AGGREGATOR", default_value = workflow_clients::logger::DEFAULT_URL)]
     pub aggregator: String,
+    /// The platform credential the aggregator requires (or --credential-file).
+    #[arg(long, env = "WORKFLOW_PLATFORM_CREDENTIAL", hide_env_values = true)]
+    pub credential: Option<String>,
+    /// A file holding the platform credential, e.g. DATA_DIR/platform-credential of
+    /// `workflow up`.
+    #[arg(long, conflicts_with = "credential")]
+    pub credential_file: Option<std::path::PathBuf>,
     /// The app.
     #[arg(long, short = 'a')]
     pub app: String,
-    /// How many lines (the last ones; with --search, the newest hits).
-    #[arg(short = 'n', long = "lines", default_value_t = 100)]
+    /// How many lines (the last ones; with --search, the newest hits); at most 10000.
+    #[arg(short = 'n', long = "lines", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(workflow_proto::logger::MAX_TAIL_LINES)))]
     pub lines: u32,
     /// Keep printing new lines as they arrive, until interrupted.
     #[arg(short = 'f', long)]
@@ -184,7 +192,19 @@ pub async fn query(
     stop: tokio_util::sync::CancellationToken,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<()> {
-    let client = LogClient::new(&args.aggregator)?;
+    let credential = match (&args.credential, &args.credential_file) {
+        (Some(c), _) => c.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the platform credential from {}", f.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!(
+            "the aggregator needs the platform credential: pass --credential-file \
+             DATA_DIR/platform-credential (of `workflow up`) or set WORKFLOW_PLATFORM_CREDENTIAL"
+        ),
+    };
+    let credential = workflow_clients::PlatformCredential::new(&credential)?;
+    let client = LogClient::new(&args.aggregator, &credential)?;
     let since = args
         .since
         .as_deref()

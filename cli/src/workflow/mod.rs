@@ -87,7 +87,8 @@ pub struct StoreArgs {
     #[arg(long, value_parser = parse_mode)]
     pub registration: Option<RegistrationMode>,
     /// A TOML config file for the controller (keys: listen, grpc_listen, database,
-    /// registration, builder_key, logger, registry, shutdown_grace).
+    /// registration, platform_credential (old name: builder_key), logger, registry,
+    /// shutdown_grace).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -198,6 +199,11 @@ pub fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Every listener holds up to its connection cap; the default soft limit (1024) is too low.
+    match workflow_common::http::raise_fd_limit() {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit raised"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let stop = workflow_common::shutdown::on_signals();
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
@@ -263,14 +269,21 @@ async fn bind(addr: SocketAddr, random: bool, what: &str) -> Result<TcpListener>
     })
 }
 
-/// The builder key: from the environment or config, else kept in DATA_DIR/builder-key.
-fn builder_key(data_dir: &Path) -> Result<String> {
-    let path = data_dir.join("builder-key");
-    match std::fs::read_to_string(&path) {
-        Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+/// File in the data dir holding the platform credential `workflow up` generated.
+pub const CREDENTIAL_FILE: &str = "platform-credential";
+
+/// The platform credential every daemon presents to the others: from the environment or
+/// config, else kept in DATA_DIR/platform-credential (a data dir from before keeps its
+/// DATA_DIR/builder-key, the credential's old name).
+fn platform_credential(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(CREDENTIAL_FILE);
+    for p in [data_dir.join("builder-key"), path.clone()] {
+        match std::fs::read_to_string(&p) {
+            Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        }
     }
     let key = format!(
         "{}{}",
@@ -328,7 +341,7 @@ fn controller_config(
         cfg.registration = m;
     }
     if cfg.builder_key.is_empty() {
-        cfg.builder_key = builder_key(data_dir)?;
+        cfg.builder_key = platform_credential(data_dir)?;
     }
     Ok(cfg)
 }
@@ -416,6 +429,11 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
         ..Default::default()
     };
     logger_config.aggregate.data_dir = a.data_dir.join("logs");
+    logger_config.platform_credential = cfg.builder_key.clone();
+    let builder_config = workflow_builder::Config {
+        platform_credential: cfg.builder_key.clone(),
+        ..Default::default()
+    };
     logger_config.ship.log_dir = log_dir;
     logger_config.ship.state_dir = a.data_dir.join("shipper");
     let logger = workflow_logger::Listeners { grpc: Some(logger) };
@@ -428,7 +446,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     });
     let s = shutdown.child();
     tasks.spawn(async move {
-        workflow_builder::run(workflow_builder::Config::default(), builder, s)
+        workflow_builder::run(builder_config, builder, s)
             .await
             .context("builder")
     });

@@ -137,6 +137,9 @@ fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
 /// (`ErrInvalidVersion`), so it stays word for word, "0" included.
 pub const VERSION_BELOW_MSG: &str = "version cannot be below 0";
 
+/// Deis's exact text for a rollback to v1 (the release without a build).
+pub const INITIAL_RELEASE_MSG: &str = "Cannot roll back to initial release.";
+
 /// Release versions count from 1.
 fn check_version(version: i64) -> Result<()> {
     if version < 1 {
@@ -235,8 +238,27 @@ fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
     for (k, v) in patch.healthcheck {
         validate::process_type(&k)?;
         match v {
-            Some(v) if v.is_object() => {
-                new.healthcheck.insert(k, v);
+            // Deis merges probe by probe: `{"livenessProbe": null}` removes that probe (422 when
+            // there is none), other probes are set; a type left without probes is dropped.
+            Some(serde_json::Value::Object(probes)) => {
+                let mut entry = match new.healthcheck.remove(&k) {
+                    Some(serde_json::Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                for (probe, value) in probes {
+                    if value.is_null() {
+                        if entry.remove(&probe).is_none() {
+                            return Err(Error::Unprocessable(format!(
+                                "{k} does not exist under healthcheck"
+                            )));
+                        }
+                    } else {
+                        entry.insert(probe, value);
+                    }
+                }
+                if !entry.is_empty() {
+                    new.healthcheck.insert(k, serde_json::Value::Object(entry));
+                }
             }
             Some(_) => {
                 return Err(Error::invalid(
@@ -707,6 +729,10 @@ impl Controller {
                         "{VERSION_BELOW_MSG}: {name} is at v{}, there is no earlier release to roll back to",
                         cur.release.version
                     )));
+                }
+                // v1 has no build: Deis refuses it with this exact text, which clients match.
+                if target_version == 1 {
+                    return Err(Error::BadRequest(INITIAL_RELEASE_MSG.into()));
                 }
                 let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.version = $2");
                 let target = c

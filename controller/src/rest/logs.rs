@@ -60,9 +60,18 @@ async fn app_logs(
     let n = number(
         "log_lines",
         q.log_lines.as_deref(),
-        "expected a number from 1 to 100000",
+        "expected a number from 1 to 10000",
     )?
     .unwrap_or(DEFAULT_LOG_LINES);
+    // The aggregator returns at most this many; more is refused, never silently cut.
+    let max = workflow_proto::logger::MAX_TAIL_LINES;
+    if n == 0 || n > max {
+        return Err(ApiError(Error::invalid(
+            "log_lines",
+            &n.to_string(),
+            format!("expected a number from 1 to {max} (the most lines one request returns)"),
+        )));
+    }
     if let Some(query) = q.search {
         let limit = number("limit", q.limit.as_deref(), "expected a number")?.unwrap_or(0);
         let search = LogQuery {

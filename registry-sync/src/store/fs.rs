@@ -34,7 +34,13 @@ impl FsStore {
         tokio::fs::create_dir_all(&tmp)
             .await
             .map_err(|e| Error::io("create store dir", tmp.display().to_string(), e))?;
-        Ok(FsStore { root })
+        let store = FsStore { root };
+        // Nothing writes before open returns: every temp file is an orphan of an earlier run.
+        let swept = store.sweep_temp(std::time::Duration::ZERO).await?;
+        if swept > 0 {
+            tracing::info!(swept, "removed temporary files left by an earlier run");
+        }
+        Ok(store)
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -72,6 +78,28 @@ impl FsStore {
 
 #[async_trait::async_trait]
 impl ObjectStore for FsStore {
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<usize> {
+        let dir = self.root.join(TMP_DIR);
+        let io = |e| Error::io("sweep temp files in", dir.display().to_string(), e);
+        let mut entries = tokio::fs::read_dir(&dir).await.map_err(io)?;
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(io)? {
+            let age = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            // `>=` so that a zero age (at open) removes everything.
+            if age >= older_than && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn put(&self, key: &str, mut body: ByteStream) -> Result<u64> {
         let path = self.path(key)?;
         let tmp = self

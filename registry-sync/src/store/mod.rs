@@ -115,6 +115,13 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         let s = futures::stream::once(async move { Ok(value) });
         self.put(key, Box::pin(s)).await
     }
+
+    /// Deletes the store's own temporary files (writes a crash or a failed cleanup left
+    /// behind) older than `older_than`; returns how many. Stores without any do nothing.
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<usize> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 use futures::StreamExt;

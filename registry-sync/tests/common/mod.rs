@@ -104,6 +104,15 @@ impl Running {
     }
 }
 
+/// The platform credential test registries require on their gRPC API.
+pub const CREDENTIAL: &str = "test-platform-credential";
+
+/// [`CREDENTIAL`] as the clients take it.
+#[allow(dead_code)]
+pub fn credential() -> workflow_clients::PlatformCredential {
+    workflow_clients::PlatformCredential::new(CREDENTIAL).unwrap()
+}
+
 /// Starts registry-sync on ephemeral ports over `store`.
 pub async fn start(store: Arc<dyn ObjectStore>, auth: Authenticator) -> Running {
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -114,6 +123,10 @@ pub async fn start(store: Arc<dyn ObjectStore>, auth: Authenticator) -> Running 
     let config = Config {
         registry_url: http_addr.to_string(),
         storage: StorageConfig::Memory,
+        auth: workflow_registry_sync::AuthConfig {
+            builder_key: CREDENTIAL.into(),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let task = tokio::spawn(workflow_registry_sync::run_with(
