@@ -3,6 +3,7 @@
 //! - this module: the `up`, `controller` and `builder` subcommands and shared plumbing
 //! - [`logger`]: `workflow logger ship|aggregate|query` (and the hidden `gen`)
 //! - [`registry_sync`]: `workflow registry-sync` flags
+//! - [`router`]: `workflow router` (on an empty route table until `up` wires the controller's)
 //!
 //! Each daemon is run through its crate's `run(config, listeners, shutdown)`; its config comes
 //! from that crate's pure loader (file, environment, defaults), then the flags given here.
@@ -10,6 +11,7 @@
 pub mod loggen;
 pub mod logger;
 pub mod registry_sync;
+pub mod router;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,6 +76,8 @@ pub enum Command {
         #[command(subcommand)]
         command: logger::LoggerCommand,
     },
+    /// Run only the router: app hosts to their web processes (HTTP, HTTPS by SNI).
+    Router(Box<router::Args>),
 }
 
 /// Controller settings shared by `up` and `controller`.
@@ -225,6 +229,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Logger { command } => logger::run(command, stop).await,
+        Command::Router(a) => router::run(*a, &env, stop).await,
         Command::RegistrySync(a) => {
             let config = a.config(&env)?;
             let listeners = workflow_registry_sync::Listeners {
