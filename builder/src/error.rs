@@ -6,6 +6,15 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The git HTTP server failed.
+    #[error("git http server: {0}")]
+    Http(std::io::Error),
+    /// The git side failed (repositories, hook socket).
+    #[error("git: {0}")]
+    Git(#[from] crate::git::GitError),
+    /// The configuration cannot be used.
+    #[error("config: {0}")]
+    Config(String),
 }
 
 /// Result with this crate's error.

@@ -509,22 +509,25 @@ impl pb::hooks_server::Hooks for Grpc {
                 )));
             }
         };
-        Ok(Response::new(
-            match self
-                .ctl
-                .check_registry_access(&r.username, &r.token, &r.app, action)
-                .await
-            {
-                Ok(()) => pb::CheckAccessResponse {
-                    allowed: true,
-                    reason: String::new(),
-                },
-                Err(e) => pb::CheckAccessResponse {
-                    allowed: false,
-                    reason: e.to_string(),
-                },
+        let outcome = self
+            .ctl
+            .check_registry_access(&r.username, &r.token, &r.app, action)
+            .await;
+        // Bad credentials are an Unauthenticated status (clients answer 401 and ask again);
+        // a valid user without the right gets allowed = false and the reason.
+        if let Err(e @ crate::error::Error::Unauthorized(_)) = outcome {
+            return Err(e.into());
+        }
+        Ok(Response::new(match outcome {
+            Ok(()) => pb::CheckAccessResponse {
+                allowed: true,
+                reason: String::new(),
             },
-        ))
+            Err(e) => pb::CheckAccessResponse {
+                allowed: false,
+                reason: e.to_string(),
+            },
+        }))
     }
 }
 
