@@ -1,232 +1,14 @@
 //! `git push` to the builder end to end: the real git client over smart HTTP, the real
 //! controller (SQLite) recording builds and releases, the builder's pre-receive hook.
-//!
-//! The image builder is [`ScriptedBuilder`] until the build engine is merged; switching
-//! is the one line in [`start_builder`] that makes the `Parts`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use workflow_builder::build::{BuildKind, BuildRequest, BuiltImage, ImageBuilder, Output};
-use workflow_tests::RunningController;
-
-/// Builds by rules the pushed tree states: a `FAIL` file fails the build, a `SLOW` file
-/// waits for the test to open the gate.
-#[derive(Debug, Default)]
-struct ScriptedBuilder {
-    started: tokio::sync::Notify,
-    gate: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl ImageBuilder for ScriptedBuilder {
-    async fn build(&self, r: &BuildRequest, out: &Output) -> Result<BuiltImage, String> {
-        let _ = out.send("-----> Procfile app detected".to_string()).await;
-        if r.source_dir.join("SLOW").exists() {
-            self.started.notify_one();
-            self.gate.notified().await;
-        }
-        if r.source_dir.join("FAIL").exists() {
-            let _ = out.send("compile: error in main.rs".to_string()).await;
-            return Err("the compile step exited with status 1".into());
-        }
-        let digest = format!(
-            "sha256:{}",
-            r.sha.repeat(2).chars().take(64).collect::<String>()
-        );
-        Ok(BuiltImage {
-            reference: format!("127.0.0.1:5000/{}@{digest}", r.app),
-            digest,
-            process_types: [("web".to_string(), "./serve".to_string())].into(),
-            kind: BuildKind::Buildpack,
-            layers: 2,
-            size: 1234,
-            port: Some(8080),
-        })
-    }
-}
-
-struct Platform {
-    ctl: RunningController,
-    http: reqwest::Client,
-    git_url: String,
-    builder: Arc<ScriptedBuilder>,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-}
-
-impl Platform {
-    async fn rest(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Value {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.ctl.http));
-        if let Some(t) = token {
-            r = r.header("Authorization", format!("token {t}"));
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn user(&self, name: &str) -> String {
-        self.rest(
-            reqwest::Method::POST,
-            "/v2/auth/register/",
-            None,
-            Some(
-                json!({"username": name, "password": "pw", "email": format!("{name}@example.com")}),
-            ),
-        )
-        .await;
-        let v = self
-            .rest(
-                reqwest::Method::POST,
-                "/v2/auth/login/",
-                None,
-                Some(json!({"username": name, "password": "pw"})),
-            )
-            .await;
-        v["token"].as_str().unwrap().to_string()
-    }
-
-    fn remote(&self, user: &str, token: &str, app: &str) -> String {
-        self.git_url
-            .replacen("http://", &format!("http://{user}:{token}@"), 1)
-            + &format!("/{app}.git")
-    }
-
-    async fn releases(&self, app: &str, token: &str) -> u64 {
-        let v = self
-            .rest(
-                reqwest::Method::GET,
-                &format!("/v2/apps/{app}/releases/"),
-                Some(token),
-                None,
-            )
-            .await;
-        v["count"].as_u64().unwrap()
-    }
-}
-
-async fn start(push_wait: Duration) -> Platform {
-    let ctl = RunningController::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let builder = Arc::new(ScriptedBuilder::default());
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let git_url = format!("http://{}", http.local_addr().unwrap());
-    let config = workflow_builder::Config {
-        data_dir: dir.path().join("builder"),
-        controller_url: ctl.grpc.clone(),
-        builder_key: ctl.builder_key.clone(),
-        hook_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_git-hook"))),
-        push_wait,
-        ..Default::default()
-    };
-    let platform =
-        workflow_builder::platform::GrpcPlatform::new(&ctl.grpc, &ctl.builder_key).unwrap();
-    let parts = workflow_builder::Parts {
-        // After the merge: the real build engine here.
-        builder: builder.clone(),
-        platform: Arc::new(platform),
-    };
-    let stop = CancellationToken::new();
-    let shutdown = workflow_builder::Shutdown::new(stop.clone(), Duration::from_secs(2));
-    tokio::spawn(workflow_builder::serve(
-        config,
-        workflow_builder::Listeners {
-            grpc,
-            http: Some(http),
-            ssh: None,
-        },
-        shutdown,
-        parts,
-    ));
-    Platform {
-        ctl,
-        http: reqwest::Client::new(),
-        git_url,
-        builder,
-        stop,
-        _dir: dir,
-        home,
-    }
-}
-
-/// Runs git in `dir` with an isolated HOME; answers (success, stdout + stderr).
-fn git(home: &Path, dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-async fn agit(home: &Path, dir: &Path, args: &[&str]) -> (bool, String) {
-    let (home, dir) = (home.to_path_buf(), dir.to_path_buf());
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        git(&home, &dir, &a)
-    })
-    .await
-    .unwrap()
-}
-
-fn checkout(home: &Path, root: &Path, name: &str) -> PathBuf {
-    let d = root.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    assert!(git(home, &d, &["init", "-q", "-b", "main"]).0);
-    std::fs::write(d.join("Procfile"), "web: ./serve\n").unwrap();
-    commit(home, &d, "first");
-    d
-}
-
-fn commit(home: &Path, d: &Path, msg: &str) {
-    assert!(git(home, d, &["add", "-A"]).0);
-    let (ok, out) = git(home, d, &["commit", "-q", "--allow-empty", "-m", msg]);
-    assert!(ok, "{out}");
-}
-
-fn head(home: &Path, d: &Path) -> String {
-    git(home, d, &["rev-parse", "HEAD"]).1.trim().to_string()
-}
+use serde_json::json;
+use workflow_tests::git::{agit, checkout, commit, git, head, start};
 
 #[tokio::test]
 async fn http_push_builds_the_deploy_branch_and_releases() {
-    let p = start(Duration::from_secs(5)).await;
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let alice = p.user("alice").await;
     p.rest(
         reqwest::Method::POST,
@@ -235,7 +17,7 @@ async fn http_push_builds_the_deploy_branch_and_releases() {
         Some(json!({"id": "hello"})),
     )
     .await;
-    let src = checkout(&p.home, p._dir.path(), "hello");
+    let src = checkout(&p.home, p.dir.path(), "hello");
     let remote = p.remote("alice", &alice, "hello");
 
     let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
@@ -280,15 +62,15 @@ async fn http_push_builds_the_deploy_branch_and_releases() {
     );
 
     // Fetching back works (upload-pack).
-    let (ok, out) = agit(&p.home, p._dir.path(), &["clone", "-q", &remote, "cloned"]).await;
+    let (ok, out) = agit(&p.home, p.dir.path(), &["clone", "-q", &remote, "cloned"]).await;
     assert!(ok, "{out}");
-    assert_eq!(head(&p.home, &p._dir.path().join("cloned")), before);
+    assert_eq!(head(&p.home, &p.dir.path().join("cloned")), before);
     p.stop.cancel();
 }
 
 #[tokio::test]
 async fn http_push_refuses_strangers_before_reading_the_pack() {
-    let p = start(Duration::from_secs(5)).await;
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let alice = p.user("alice").await;
     let bob = p.user("bob").await;
     p.rest(
@@ -298,7 +80,7 @@ async fn http_push_refuses_strangers_before_reading_the_pack() {
         Some(json!({"id": "hello"})),
     )
     .await;
-    let src = checkout(&p.home, p._dir.path(), "hello");
+    let src = checkout(&p.home, p.dir.path(), "hello");
 
     // Bob may not push to alice's app: the message names the app.
     let (ok, out) = agit(
@@ -344,7 +126,7 @@ async fn http_push_refuses_strangers_before_reading_the_pack() {
 
 #[tokio::test]
 async fn second_push_to_a_busy_app_waits_then_is_refused() {
-    let p = start(Duration::from_millis(500)).await;
+    let p = start(Duration::from_millis(500), Duration::ZERO).await;
     let alice = p.user("alice").await;
     p.rest(
         reqwest::Method::POST,
@@ -354,10 +136,10 @@ async fn second_push_to_a_busy_app_waits_then_is_refused() {
     )
     .await;
     let remote = p.remote("alice", &alice, "hello");
-    let slow = checkout(&p.home, p._dir.path(), "slow");
+    let slow = checkout(&p.home, p.dir.path(), "slow");
     std::fs::write(slow.join("SLOW"), "").unwrap();
     commit(&p.home, &slow, "slow");
-    let other = checkout(&p.home, p._dir.path(), "other");
+    let other = checkout(&p.home, p.dir.path(), "other");
 
     let first = tokio::spawn({
         let (home, slow, remote) = (p.home.clone(), slow.clone(), remote.clone());
