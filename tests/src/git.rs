@@ -161,7 +161,7 @@ pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
         data_dir: dir.path().join("builder"),
         controller_url: ctl.grpc.clone(),
         builder_key: ctl.builder_key.clone(),
-        hook_program: Some(PathBuf::from(hook_program())),
+        hook_program: Some(hook_program()),
         push_wait,
         ..Default::default()
     };
