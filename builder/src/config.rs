@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,30 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The platform credential other daemons present; required.
     pub platform_credential: String,
+    /// Where the builder keeps its repositories, host key and hook socket.
+    pub data_dir: PathBuf,
+    /// Smart-HTTP git listen address (`workflow builder`).
+    pub http_listen: SocketAddr,
+    /// SSH git listen address (`workflow builder`).
+    pub ssh_listen: SocketAddr,
+    /// The SSH host key (OpenSSH format); default `DATA_DIR/ssh_host_ed25519_key`, generated
+    /// on first start and kept.
+    pub ssh_host_key: Option<PathBuf>,
+    /// The controller's gRPC URL (hooks: access checks, app config, build reports).
+    pub controller_url: String,
+    /// How long a second push to the same app waits for the first before it is refused.
+    #[serde(with = "humantime_serde")]
+    pub push_wait: Duration,
+    /// Builds running at once (pushes to different apps); more wait their turn.
+    pub max_parallel_builds: usize,
+    /// A build running longer is stopped and the push rejected.
+    #[serde(with = "humantime_serde")]
+    pub build_timeout: Duration,
+    /// A repository (objects included, pushed pack included) larger than this is refused.
+    pub max_repo_bytes: u64,
+    /// The program the repositories' pre-receive hook runs as `PROGRAM builder hook`;
+    /// default: this process's own executable (the `workflow` binary).
+    pub hook_program: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -37,6 +61,16 @@ impl Default for Config {
             git_http: String::new(),
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
             platform_credential: String::new(),
+            data_dir: PathBuf::from("./wf/builder"),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8011)),
+            ssh_listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            ssh_host_key: None,
+            controller_url: "http://127.0.0.1:8001".to_string(),
+            push_wait: Duration::from_secs(30),
+            max_parallel_builds: 4,
+            build_timeout: Duration::from_secs(30 * 60),
+            max_repo_bytes: 1 << 30,
+            hook_program: None,
         }
     }
 }
@@ -49,6 +83,19 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_BUILDER_GIT_HTTP", "git_http"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
     ("WORKFLOW_PLATFORM_CREDENTIAL", "platform_credential"),
+    ("WORKFLOW_BUILDER_DATA_DIR", "data_dir"),
+    ("WORKFLOW_BUILDER_HTTP_LISTEN", "http_listen"),
+    ("WORKFLOW_BUILDER_SSH_LISTEN", "ssh_listen"),
+    ("WORKFLOW_BUILDER_SSH_HOST_KEY", "ssh_host_key"),
+    ("WORKFLOW_CONTROLLER_URL", "controller_url"),
+    ("WORKFLOW_BUILDER_PUSH_WAIT", "push_wait"),
+    (
+        "WORKFLOW_BUILDER_MAX_PARALLEL_BUILDS",
+        "max_parallel_builds",
+    ),
+    ("WORKFLOW_BUILDER_BUILD_TIMEOUT", "build_timeout"),
+    ("WORKFLOW_BUILDER_MAX_REPO_BYTES", "max_repo_bytes"),
+    ("WORKFLOW_BUILDER_HOOK_PROGRAM", "hook_program"),
 ];
 
 impl Config {
@@ -57,7 +104,43 @@ impl Config {
         file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        workflow_common::config::load(&Config::default(), file, env, ENV)
+        let c: Config = workflow_common::config::load(&Config::default(), file, env, ENV)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Refuses values the daemon cannot run with, naming the key and the value.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_string(),
+                message: format!("{value}: {why}"),
+            })
+        };
+        if self.max_parallel_builds == 0 {
+            return bad(
+                "max_parallel_builds",
+                "0".into(),
+                "at least 1 build must be allowed",
+            );
+        }
+        if self.build_timeout.is_zero() {
+            return bad("build_timeout", "0s".into(), "builds need time to run");
+        }
+        if self.max_repo_bytes == 0 {
+            return bad("max_repo_bytes", "0".into(), "no repository would fit");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "\"\"".into(), "a directory is needed");
+        }
+        Ok(())
+    }
+
+    /// Where the SSH host key is kept.
+    pub fn ssh_host_key_path(&self) -> PathBuf {
+        self.ssh_host_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("ssh_host_ed25519_key"))
     }
 
     /// The answer to `Info`.
@@ -89,6 +172,50 @@ mod tests {
             Config::load(None, &HashMap::new()).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn git_settings_load_and_default() {
+        let d = Config::default();
+        assert_eq!(d.ssh_listen.port(), 2222);
+        assert_eq!(
+            d.ssh_host_key_path(),
+            PathBuf::from("./wf/builder/ssh_host_ed25519_key")
+        );
+        let env = HashMap::from([
+            ("WORKFLOW_BUILDER_PUSH_WAIT".to_string(), "2s".to_string()),
+            (
+                "WORKFLOW_BUILDER_MAX_PARALLEL_BUILDS".to_string(),
+                "2".to_string(),
+            ),
+        ]);
+        let file = "data_dir = \"/var/lib/b\"\nmax_repo_bytes = 1024\nbuild_timeout = \"5m\"\n";
+        let c = Config::load(Some((Path::new("b.toml"), file)), &env).unwrap();
+        assert_eq!(c.push_wait, Duration::from_secs(2));
+        assert_eq!(c.max_parallel_builds, 2);
+        assert_eq!(c.max_repo_bytes, 1024);
+        assert_eq!(c.build_timeout, Duration::from_secs(300));
+        assert_eq!(
+            c.ssh_host_key_path(),
+            PathBuf::from("/var/lib/b/ssh_host_ed25519_key")
+        );
+    }
+
+    #[test]
+    fn refuses_unusable_limits() {
+        for (k, v) in [
+            ("WORKFLOW_BUILDER_MAX_PARALLEL_BUILDS", "0"),
+            ("WORKFLOW_BUILDER_BUILD_TIMEOUT", "0s"),
+            ("WORKFLOW_BUILDER_MAX_REPO_BYTES", "0"),
+        ] {
+            let env = HashMap::from([(k.to_string(), v.to_string())]);
+            let e = Config::load(None, &env).unwrap_err().to_string();
+            let key = ENV.iter().find(|(e, _)| *e == k).unwrap().1;
+            assert!(e.contains(key), "{k}: {e}");
+        }
+        let env = HashMap::from([("WORKFLOW_BUILDER_PUSH_WAIT".to_string(), "soon".to_string())]);
+        let e = Config::load(None, &env).unwrap_err().to_string();
+        assert!(e.contains("soon") || e.contains("push_wait"), "{e}");
     }
 
     #[test]

@@ -542,3 +542,62 @@ fn deis_pull_from_a_registry_then_read_with_skopeo() {
     );
     drop(platform);
 }
+
+/// `deis git:remote --https` sets up the remote and `deis` as git's credential helper, so a
+/// plain `git push deis BRANCH` asks nothing (a non-deploy branch: stored, not built).
+#[test]
+fn git_push_over_https_uses_the_deis_credential_helper() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, platform) = registered(dir.path());
+    let eps: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(platform.data.join("endpoints.json")).unwrap(),
+    )
+    .unwrap();
+    let git_http = eps["git_http"]
+        .as_str()
+        .expect("endpoints.json has git_http");
+    let src = dir.path().join("hello");
+    std::fs::create_dir_all(&src).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&src)
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "git {args:?}: {text}");
+        text
+    };
+    git(&["init", "-q", "-b", "dev"]);
+    std::fs::write(src.join("Procfile"), "web: ./serve\n").unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "first"]);
+    ok(&home, &src, &["create", "hello", "--no-remote"]);
+    ok(
+        &home,
+        &src,
+        &[
+            "git:remote",
+            "-a",
+            "hello",
+            "--https",
+            "--git-url",
+            git_http,
+        ],
+    );
+    let out = git(&["push", "deis", "dev"]);
+    assert!(out.contains("branch dev stored, not built"), "{out}");
+    let refs = git(&["ls-remote", "deis"]);
+    assert!(refs.contains("refs/heads/dev"), "{refs}");
+}

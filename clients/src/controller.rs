@@ -1,8 +1,12 @@
 //! The controller's hooks for the other daemons, authenticated with the platform credential
 //! (attached by the connection, like every daemon-to-daemon call).
 
-use workflow_proto::controller::v1::CheckAccessRequest;
+use std::collections::BTreeMap;
+
 use workflow_proto::controller::v1::hooks_client::HooksClient;
+use workflow_proto::controller::v1::{
+    BuildChange, CheckAccessRequest, HookBuildRequest, HookConfigRequest, KeyFingerprint,
+};
 
 use crate::channel::{CallOptions, Connection};
 use crate::error::Result;
@@ -61,5 +65,46 @@ impl ControllerHooks {
         } else {
             Access::Denied(r.reason)
         })
+    }
+    /// The owner of the SSH key with `fingerprint` (`SHA256:...` or MD5 `aa:bb:...`) and the
+    /// apps they may push to; an unknown key is a `NotFound` error.
+    pub async fn user_from_key(&self, fingerprint: &str) -> Result<(String, Vec<String>)> {
+        let r = self
+            .conn
+            .call("user from key", CallOptions::READ, |ch| async move {
+                let req = tonic::Request::new(KeyFingerprint {
+                    fingerprint: fingerprint.to_string(),
+                });
+                Ok(HooksClient::new(ch).user_from_key(req).await?.into_inner())
+            })
+            .await?;
+        Ok((r.username, r.apps))
+    }
+
+    /// The config values of `app`, read on behalf of `username`.
+    pub async fn app_config(&self, username: &str, app: &str) -> Result<BTreeMap<String, String>> {
+        let r = self
+            .conn
+            .call("app config", CallOptions::READ, |ch| async move {
+                let req = tonic::Request::new(HookConfigRequest {
+                    username: username.to_string(),
+                    app: app.to_string(),
+                });
+                Ok(HooksClient::new(ch).app_config(req).await?.into_inner())
+            })
+            .await?;
+        Ok(r.values.into_iter().collect())
+    }
+
+    /// Records a build of `app` on behalf of `build.username` and releases it (not retried:
+    /// a repeated call would make a second release).
+    pub async fn create_build(&self, build: HookBuildRequest) -> Result<BuildChange> {
+        let build = &build;
+        self.conn
+            .call("create build", CallOptions::ONCE, |ch| async move {
+                let req = tonic::Request::new(build.clone());
+                Ok(HooksClient::new(ch).create_build(req).await?.into_inner())
+            })
+            .await
     }
 }

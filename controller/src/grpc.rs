@@ -513,29 +513,26 @@ impl pb::hooks_server::Hooks for Grpc {
                 )));
             }
         };
-        Ok(Response::new(
-            match self
-                .ctl
-                .check_registry_access(&r.username, &r.token, &r.app, action)
-                .await
-            {
-                Ok(()) => pb::CheckAccessResponse {
-                    allowed: true,
-                    reason: String::new(),
-                },
-                // Bad credentials are not a denial: the registry must answer 401 with a
-                // challenge so clients (re)authenticate, and 403 only to valid users.
-                Err(e @ crate::Error::Unauthorized(_)) => return Err(e.into()),
-                Err(e @ (crate::Error::Forbidden(_) | crate::Error::NotFound(_))) => {
-                    pb::CheckAccessResponse {
-                        allowed: false,
-                        reason: e.to_string(),
-                    }
-                }
-                // The store failing is not an answer.
-                Err(e) => return Err(e.into()),
+        let outcome = self
+            .ctl
+            .check_registry_access(&r.username, &r.token, &r.app, action)
+            .await;
+        Ok(Response::new(match outcome {
+            Ok(()) => pb::CheckAccessResponse {
+                allowed: true,
+                reason: String::new(),
             },
-        ))
+            // A valid user without the right gets allowed = false and the reason.
+            Err(e @ (crate::Error::Forbidden(_) | crate::Error::NotFound(_))) => {
+                pb::CheckAccessResponse {
+                    allowed: false,
+                    reason: e.to_string(),
+                }
+            }
+            // Bad credentials are an Unauthenticated status (the registry and git answer 401
+            // with a challenge so clients ask again); the store failing is not an answer.
+            Err(e) => return Err(e.into()),
+        }))
     }
 }
 

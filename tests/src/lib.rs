@@ -1,4 +1,8 @@
 //! End-to-end test helpers: start daemons in this process on ephemeral ports.
+//!
+//! - [`git`]: a builder beside the controller, and the git client
+
+pub mod git;
 
 use std::sync::Arc;
 

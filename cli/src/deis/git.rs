@@ -20,18 +20,50 @@ pub enum Command {
         /// Replace an existing remote of that name.
         #[arg(short = 'f', long)]
         force: bool,
+        /// Push over smart HTTP (username + API token, supplied by `deis git:credential`)
+        /// instead of SSH.
+        #[arg(long)]
+        https: bool,
+        /// The builder's git HTTP base URL [default: the controller's host, port 8011].
+        #[arg(long, env = "DEIS_GIT_HTTP")]
+        git_url: Option<String>,
+    },
+    /// git credential helper: answers `get` with the saved username and API token.
+    #[command(name = "git:credential", hide = true)]
+    GitCredential {
+        /// get, store or erase (only get answers).
+        action: String,
     },
 }
 
 pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
-    let Command::GitRemote { app, remote, force } = cmd;
+    let (app, remote, force, https, git_url) = match cmd {
+        Command::GitRemote {
+            app,
+            remote,
+            force,
+            https,
+            git_url,
+        } => (app, remote, force, https, git_url),
+        Command::GitCredential { action } => return credential(ctx, &action),
+    };
     let (p, c) = ctx.session()?;
     let app = app.name()?;
     c.get(&["apps", &app]).send().await?;
     if !in_checkout() {
         bail!("not in a git checkout: cd into your app's repository first");
     }
-    let url = url(&p.controller, &app);
+    let url = if https {
+        let base = git_url.unwrap_or_else(|| http_base(&p.controller));
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--git-url {base:?}: expected an http:// or https:// URL");
+        }
+        set_credential_helper(&base, &p.username)?;
+        format!("{base}/{app}.git")
+    } else {
+        url(&p.controller, &app)
+    };
     add_remote(&remote, &url, force)?;
     ctx.out.line(format!(
         "Git remote {remote} successfully created for app {app} ({url})."
@@ -63,6 +95,56 @@ pub(super) fn url(controller: &str, app: &str) -> String {
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| "127.0.0.1".into());
     format!("ssh://git@{host}:2222/{app}.git")
+}
+
+/// The builder's smart-HTTP base URL on the controller's host (`workflow up`'s default port).
+pub(super) fn http_base(controller: &str) -> String {
+    let host = reqwest::Url::parse(controller)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    format!("http://{host}:8011")
+}
+
+/// Makes this checkout ask `deis git:credential` for `base`'s credentials.
+fn set_credential_helper(base: &str, username: &str) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    // git runs `!cmd` helpers through the shell: quote the path.
+    let helper = format!(
+        "!'{}' git:credential",
+        exe.display().to_string().replace('\'', "'\\''")
+    );
+    for (k, v) in [
+        (format!("credential.{base}.helper"), helper),
+        (format!("credential.{base}.username"), username.to_string()),
+    ] {
+        let st = std::process::Command::new("git")
+            .args(["config", "--local", "--replace-all", &k, &v])
+            .status()?;
+        if !st.success() {
+            bail!("git config {k} failed");
+        }
+    }
+    Ok(())
+}
+
+/// `deis git:credential get`: reads git's request from stdin, answers the saved login.
+fn credential(ctx: &Ctx, action: &str) -> Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    // git also sends `store` and `erase`; the token lives in the deis profile, not in git.
+    if action != "get" {
+        return Ok(());
+    }
+    for line in std::io::stdin().lock().lines() {
+        if line?.is_empty() {
+            break;
+        }
+    }
+    let p = super::profile::load(ctx.profile_name())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "username={}", p.username)?;
+    writeln!(out, "password={}", p.token)?;
+    Ok(())
 }
 
 /// True inside a git work tree.

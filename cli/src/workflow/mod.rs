@@ -34,6 +34,8 @@ pub mod defaults {
     pub const CONTROLLER_GRPC: &str = "127.0.0.1:8001";
     /// Builder gRPC.
     pub const BUILDER_GRPC: &str = "127.0.0.1:8010";
+    /// Builder git smart HTTP.
+    pub const BUILDER_HTTP: &str = "127.0.0.1:8011";
     /// registry-sync gRPC.
     pub const REGISTRY_GRPC: &str = "127.0.0.1:8020";
     /// The platform's OCI registry (HTTP).
@@ -126,6 +128,9 @@ pub struct UpArgs {
     /// Builder gRPC listen address.
     #[arg(long, default_value = defaults::BUILDER_GRPC)]
     pub builder_grpc_listen: SocketAddr,
+    /// Builder git smart-HTTP listen address.
+    #[arg(long, default_value = defaults::BUILDER_HTTP)]
+    pub builder_http_listen: SocketAddr,
     /// registry-sync gRPC listen address.
     #[arg(long, default_value = defaults::REGISTRY_GRPC)]
     pub registry_grpc_listen: SocketAddr,
@@ -174,11 +179,31 @@ pub struct BuilderArgs {
     /// Prometheus metrics listen address (none by default).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Internal actions (the pre-receive hook).
+    #[command(subcommand)]
+    pub action: Option<BuilderAction>,
+}
+
+/// Internal `workflow builder` actions.
+#[derive(Debug, Subcommand)]
+pub enum BuilderAction {
+    /// The repositories' pre-receive hook (run by git, not by people).
+    #[command(hide = true)]
+    Hook,
 }
 
 /// Parses arguments, runs, and maps the outcome to an exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Builder(BuilderArgs {
+        action: Some(BuilderAction::Hook),
+        ..
+    }) = &cli.command
+    {
+        // git runs this with the push's ref updates on stdin; its stderr reaches the client.
+        let code = workflow_builder::git::hook::client_main();
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     workflow_common::telemetry::init("info,tower=warn,hyper=warn,h2=warn", cli.log_json);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -254,6 +279,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let listeners = workflow_builder::Listeners {
                 grpc: bind(cfg.grpc_listen, false, "builder gRPC").await?,
+                http: Some(bind(cfg.http_listen, false, "builder git HTTP").await?),
+                // The SSH server is not written yet (issue 8).
+                ssh: None,
             };
             spawn_metrics(cfg.metrics_listen, stop.clone()).await?;
             let shutdown = Shutdown::new(stop, cfg.shutdown_grace);
@@ -389,7 +417,11 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     };
     let builder = workflow_builder::Listeners {
         grpc: bind(a.builder_grpc_listen, r, "builder gRPC").await?,
+        http: Some(bind(a.builder_http_listen, r, "builder git HTTP").await?),
+        // The SSH server is not written yet (issue 8): no git_ssh endpoint either.
+        ssh: None,
     };
+    let git_http = url(builder.http.as_ref().context("builder http")?)?;
     let registry = workflow_registry_sync::Listeners {
         http: bind(a.registry_listen, r, "registry").await?,
         grpc: bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?,
@@ -401,6 +433,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     eps.insert("controller".into(), url(&controller.http)?);
     eps.insert("controller_grpc".into(), url(&controller.grpc)?);
     eps.insert("builder_grpc".into(), url(&builder.grpc)?);
+    eps.insert("git_http".into(), git_http.clone());
     eps.insert("logger".into(), url(&logger)?);
     eps.insert("registry".into(), url(&registry.http)?);
     eps.insert("registry_sync_grpc".into(), url(&registry.grpc)?);
@@ -435,14 +468,18 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     };
     logger_config.aggregate.data_dir = a.data_dir.join("logs");
     logger_config.platform_credential = cfg.builder_key.clone();
-    let builder_config = workflow_builder::Config {
-        platform_credential: cfg.builder_key.clone(),
-        ..Default::default()
-    };
     logger_config.ship.log_dir = log_dir;
     logger_config.ship.state_dir = a.data_dir.join("shipper");
     let logger = workflow_logger::Listeners { grpc: Some(logger) };
 
+    let builder_config = workflow_builder::Config {
+        data_dir: a.data_dir.join("builder"),
+        controller_url: eps["controller_grpc"].clone(),
+        platform_credential: cfg.builder_key.clone(),
+        git_http,
+        shutdown_grace: cfg.shutdown_grace,
+        ..workflow_builder::Config::load(None, env)?
+    };
     let s = shutdown.child();
     tasks.spawn(async move {
         workflow_controller::run(cfg, controller, s)

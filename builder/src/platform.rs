@@ -1,0 +1,164 @@
+//! What the builder asks the controller: who a credential belongs to, an app's config, and
+//! recording a build. [`Platform`] is the boundary; [`GrpcPlatform`] is the real one (the
+//! controller's `Hooks` service); tests use their own in-memory implementation.
+
+use std::collections::BTreeMap;
+
+use workflow_clients::Kind;
+use workflow_clients::controller::{Access, ControllerHooks};
+use workflow_proto::controller::v1::HookBuildRequest;
+use workflow_proto::status::HasKind as _;
+
+use crate::build::{BuildKind, BuiltImage};
+
+/// A failed call to the controller.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlatformError {
+    /// The credential is not valid (unknown token or key).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Valid credential, but no right on the app (or no such app).
+    #[error("{0}")]
+    Denied(String),
+    /// The controller refused the request (bad value, conflict).
+    #[error("{0}")]
+    Refused(String),
+    /// The controller could not be reached or failed.
+    #[error("the controller is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A user authenticated by an SSH key and the apps they may push to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// Username.
+    pub username: String,
+    /// Apps the user may push to.
+    pub apps: Vec<String>,
+}
+
+/// A successful build to record.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// Who pushed.
+    pub username: String,
+    /// The app.
+    pub app: String,
+    /// The pushed commit.
+    pub sha: String,
+    /// What the build produced.
+    pub image: BuiltImage,
+}
+
+/// The controller's calls the builder needs.
+#[async_trait::async_trait]
+pub trait Platform: Send + Sync + std::fmt::Debug + 'static {
+    /// May `username` with API `token` push (`push == true`) to or fetch from `app`?
+    async fn check_token(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        push: bool,
+    ) -> Result<(), PlatformError>;
+    /// The owner of the SSH key with this fingerprint (`SHA256:...`).
+    async fn user_from_key(&self, fingerprint: &str) -> Result<KeyOwner, PlatformError>;
+    /// The app's config, read on behalf of `username`.
+    async fn app_config(
+        &self,
+        username: &str,
+        app: &str,
+    ) -> Result<BTreeMap<String, String>, PlatformError>;
+    /// Records a build and releases it; answers the release name (`hello:v2`).
+    async fn report_build(&self, report: &BuildReport) -> Result<String, PlatformError>;
+}
+
+/// The controller's gRPC `Hooks` service.
+#[derive(Debug)]
+pub struct GrpcPlatform {
+    hooks: ControllerHooks,
+}
+
+impl GrpcPlatform {
+    /// A client of the controller at `url`, presenting the platform credential.
+    pub fn new(
+        url: &str,
+        credential: &workflow_common::grpc::PlatformCredential,
+    ) -> Result<GrpcPlatform, PlatformError> {
+        let hooks = ControllerHooks::new(url, credential)
+            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
+        Ok(GrpcPlatform { hooks })
+    }
+}
+
+fn map_err(e: workflow_clients::ClientError) -> PlatformError {
+    let message = e.message().to_string();
+    match e.kind() {
+        Kind::Unauthenticated => PlatformError::Unauthenticated(message),
+        Kind::Denied | Kind::NotFound => PlatformError::Denied(message),
+        Kind::Invalid | Kind::Conflict | Kind::FailedPrecondition => {
+            PlatformError::Refused(message)
+        }
+        _ => PlatformError::Unavailable(e.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for GrpcPlatform {
+    async fn check_token(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        push: bool,
+    ) -> Result<(), PlatformError> {
+        let action = if push { "push" } else { "pull" };
+        match self
+            .hooks
+            .check_access(username, token, app, action)
+            .await
+            .map_err(map_err)?
+        {
+            Access::Allowed => Ok(()),
+            Access::Denied(reason) => Err(PlatformError::Denied(reason)),
+        }
+    }
+
+    async fn user_from_key(&self, fingerprint: &str) -> Result<KeyOwner, PlatformError> {
+        let (username, apps) =
+            self.hooks
+                .user_from_key(fingerprint)
+                .await
+                .map_err(|e| match map_err(e) {
+                    // An unknown key is an authentication failure, not a missing app.
+                    PlatformError::Denied(m) => PlatformError::Unauthenticated(m),
+                    other => other,
+                })?;
+        Ok(KeyOwner { username, apps })
+    }
+
+    async fn app_config(
+        &self,
+        username: &str,
+        app: &str,
+    ) -> Result<BTreeMap<String, String>, PlatformError> {
+        self.hooks.app_config(username, app).await.map_err(map_err)
+    }
+
+    async fn report_build(&self, report: &BuildReport) -> Result<String, PlatformError> {
+        let change = self
+            .hooks
+            .create_build(HookBuildRequest {
+                username: report.username.clone(),
+                app: report.app.clone(),
+                image: report.image.reference.clone(),
+                sha: report.sha.clone(),
+                procfile: report.image.process_types.clone().into_iter().collect(),
+                dockerfile: report.image.kind == BuildKind::Dockerfile,
+            })
+            .await
+            .map_err(map_err)?;
+        let version = change.release.map(|r| r.version).unwrap_or_default();
+        Ok(format!("{}:v{version}", report.app))
+    }
+}

@@ -1,0 +1,161 @@
+//! `git push` to the builder end to end: the real git client over smart HTTP, the real
+//! controller (SQLite) recording builds and releases, the builder's pre-receive hook.
+
+use std::time::Duration;
+
+use serde_json::json;
+use workflow_tests::git::{agit, checkout, commit, git, head, start};
+
+#[tokio::test]
+async fn http_push_builds_the_deploy_branch_and_releases() {
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let alice = p.user("alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+    let remote = p.remote("alice", &alice, "hello");
+
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("remote: -----> Procfile app detected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Launching... done, hello:v2 deployed"),
+        "{out}"
+    );
+    assert_eq!(p.releases("hello", &alice).await, 2);
+
+    // Another branch is stored, not built.
+    assert!(git(&p.home, &src, &["checkout", "-q", "-b", "dev"]).0);
+    commit(&p.home, &src, "on dev");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "dev"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("branch dev stored, not built"), "{out}");
+    assert_eq!(p.releases("hello", &alice).await, 2);
+
+    // A failed build rejects the push and leaves main where it was.
+    assert!(git(&p.home, &src, &["checkout", "-q", "main"]).0);
+    let before = head(&p.home, &src);
+    std::fs::write(src.join("FAIL"), "").unwrap();
+    commit(&p.home, &src, "broken");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("compile: error in main.rs"), "{out}");
+    assert!(out.contains("build of hello failed"), "{out}");
+    let (_, refs) = agit(&p.home, &src, &["ls-remote", &remote, "refs/heads/main"]).await;
+    assert!(refs.starts_with(&before), "main unchanged: {refs}");
+    assert_eq!(p.releases("hello", &alice).await, 2);
+
+    // Deleting the deploy branch is refused with the reason.
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, ":main"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("deleting main, the deploy branch of hello, is refused"),
+        "{out}"
+    );
+
+    // Fetching back works (upload-pack).
+    let (ok, out) = agit(&p.home, p.dir.path(), &["clone", "-q", &remote, "cloned"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(head(&p.home, &p.dir.path().join("cloned")), before);
+    p.stop.cancel();
+}
+
+#[tokio::test]
+async fn http_push_refuses_strangers_before_reading_the_pack() {
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let alice = p.user("alice").await;
+    let bob = p.user("bob").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+
+    // Bob may not push to alice's app: the message names the app.
+    let (ok, out) = agit(
+        &p.home,
+        &src,
+        &["push", &p.remote("bob", &bob, "hello"), "main"],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("bob may not push to hello"), "{out}");
+    // A wrong token: 401 (git would ask for credentials; here it may not).
+    let (ok, out) = agit(
+        &p.home,
+        &src,
+        &["push", &p.remote("alice", "nope", "hello"), "main"],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("401") || out.contains("Authentication failed"),
+        "{out}"
+    );
+    // No credentials at all: the server asks for them.
+    let res = p
+        .http
+        .get(format!(
+            "{}/hello.git/info/refs?service=git-receive-pack",
+            p.git_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic realm=")
+    );
+    assert_eq!(p.releases("hello", &alice).await, 1);
+    p.stop.cancel();
+}
+
+#[tokio::test]
+async fn second_push_to_a_busy_app_waits_then_is_refused() {
+    let p = start(Duration::from_millis(500), Duration::ZERO).await;
+    let alice = p.user("alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let remote = p.remote("alice", &alice, "hello");
+    let slow = checkout(&p.home, p.dir.path(), "slow");
+    std::fs::write(slow.join("SLOW"), "").unwrap();
+    commit(&p.home, &slow, "slow");
+    let other = checkout(&p.home, p.dir.path(), "other");
+
+    let first = tokio::spawn({
+        let (home, slow, remote) = (p.home.clone(), slow.clone(), remote.clone());
+        async move { agit(&home, &slow, &["push", &remote, "main"]).await }
+    });
+    p.builder.started.notified().await;
+    let (ok, out) = agit(&p.home, &other, &["push", "--force", &remote, "main"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("another push to hello is being built; waiting"),
+        "{out}"
+    );
+    assert!(out.contains("still building"), "{out}");
+    p.builder.gate.notify_one();
+    let (ok, out) = first.await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("hello:v2 deployed"), "{out}");
+    p.stop.cancel();
+}
