@@ -71,9 +71,12 @@ pub async fn serve(
     shutdown: &crate::shutdown::Shutdown,
     guard: Guard,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = capped_incoming(listener, MAX_CONNECTIONS);
     let stop = shutdown.token().clone().cancelled_owned();
     let server = tonic::transport::Server::builder()
+        // Dead or silent peers are found and dropped instead of holding a slot forever.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
         .layer(tower::layer::layer_fn(Counted))
         .layer(guard)
         .add_routes(routes)
@@ -272,4 +275,93 @@ mod tests {
         assert!(hooks.needs_credential("/workflow.controller.v1.Hooks/CheckAccess"));
         assert!(!hooks.needs_credential("/workflow.controller.v1.Apps/List"));
     }
+}
+
+/// Connections one gRPC port serves at once; more wait in the kernel's accept queue, so a
+/// flood of one port leaves the process's descriptors to the others.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// A served connection holding its slot of the port's cap until it closes.
+#[derive(Debug)]
+pub struct CappedIo {
+    io: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for CappedIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for CappedIo {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// Accepts connections from `listener`, at most `cap` open at once: past it, accepting waits
+/// for a connection to close. Accept errors (EMFILE...) back off instead of ending the server.
+pub fn capped_incoming(
+    listener: tokio::net::TcpListener,
+    cap: usize,
+) -> impl futures::Stream<Item = std::io::Result<CappedIo>> + Send + 'static {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cap.max(1)));
+    futures::stream::unfold((listener, slots), |(listener, slots)| async move {
+        let slot = slots.clone().acquire_owned().await.ok()?;
+        loop {
+            match listener.accept().await {
+                Ok((io, _)) => {
+                    let _ = io.set_nodelay(true);
+                    return Some((Ok(CappedIo { io, _slot: slot }), (listener, slots)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "gRPC accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
 }

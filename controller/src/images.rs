@@ -30,6 +30,13 @@ pub trait ImageImporter: Send + Sync + 'static {
         credentials: Option<(String, String)>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Imported>;
+
+    /// Deletes the repository of `app` (its images and tags) when the app is destroyed, so a
+    /// new app of the same name starts empty. The default has nothing to delete.
+    async fn delete_repository(&self, app: &str) -> Result<()> {
+        let _ = app;
+        Ok(())
+    }
 }
 
 /// registry-sync at a gRPC URL.
@@ -73,6 +80,16 @@ impl ImageImporter for RegistrySync {
             image: result.image,
             port: u16::try_from(result.port).ok().filter(|p| *p > 0),
         })
+    }
+
+    async fn delete_repository(&self, app: &str) -> Result<()> {
+        let removed = self.client.delete_repository(app).await.map_err(|e| {
+            Error::Unavailable(format!(
+                "deleting the registry repository of {app}: {e}; destroy it again when registry-sync is back"
+            ))
+        })?;
+        tracing::info!(app, removed, "registry repository deleted");
+        Ok(())
     }
 }
 

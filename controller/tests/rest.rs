@@ -1551,3 +1551,42 @@ async fn healthcheck_unset_removes_the_probe() {
     let r = api.call(Method::GET, config, Some(&t), None).await;
     assert_eq!(r.body["healthcheck"], json!({}), "{}", r.text);
 }
+
+/// Guards issue 10: every config section is capped, not only `values`; the 400 names the
+/// section.
+#[tokio::test]
+async fn config_sections_are_capped_by_name() {
+    let api = Api::new();
+    let t = api.register("alice").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&t),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let config = "/v2/apps/hello/config/";
+    let big = "x".repeat(70 * 1024);
+    let huge_probe =
+        json!({"healthcheck": {"web": {"livenessProbe": {"exec": {"command": [big]}}}}});
+    let many_tags: serde_json::Map<String, Value> = (0..40)
+        .map(|i| (format!("TAG{i}"), Value::String("y".repeat(2000))))
+        .collect();
+    for (section, body) in [
+        ("healthcheck", huge_probe),
+        ("tags", json!({"tags": many_tags})),
+    ] {
+        let r = api.call(Method::POST, config, Some(&t), Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{section}: {}", r.text);
+        assert!(r.text.contains(section), "{section}: {}", r.text);
+    }
+    let r = api.call(Method::GET, config, Some(&t), None).await;
+    assert_eq!(
+        r.body["healthcheck"],
+        json!({}),
+        "nothing stored: {}",
+        r.text
+    );
+}

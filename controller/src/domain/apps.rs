@@ -209,6 +209,11 @@ impl Controller {
             .destroy(name)
             .await
             .map_err(|e| Error::Deploy(format!("stopping {name}: {e}")))?;
+        // Before the row goes: while the name is taken nobody can re-create it and inherit the
+        // old images, so a failed cleanup leaves the app in place to be destroyed again.
+        if let Some(images) = &self.images {
+            images.delete_repository(name).await?;
+        }
         let (c2, n2) = (caller.clone(), name.to_string());
         self.store
             .write(move |c| {

@@ -276,10 +276,53 @@ fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
             }
         }
     }
-    let total: usize = new.values.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if total > validate::MAX_CONFIG_TOTAL {
+    check_sizes(&new)?;
+    Ok(new)
+}
+
+/// Most bytes of each section but `values` (settings, not payloads).
+const MAX_SECTION_BYTES: usize = 64 * 1024;
+
+/// Caps every section and the whole config, naming the section that is too big: a config is
+/// copied into every release and every runtime object, so it must stay small.
+fn check_sizes(new: &ConfigBody) -> Result<()> {
+    let map = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let values: usize = map(&new.values);
+    let health: usize = new
+        .healthcheck
+        .iter()
+        .map(|(k, v)| k.len() + v.to_string().len())
+        .sum();
+    let sections = [
+        ("healthcheck", health),
+        ("tags", map(&new.tags)),
+        ("memory", map(&new.memory)),
+        ("cpu", map(&new.cpu)),
+        ("registry", map(&new.registry)),
+    ];
+    for (section, size) in sections {
+        if size > MAX_SECTION_BYTES {
+            return Err(Error::invalid(
+                section,
+                &format!("{size} bytes"),
+                format!("the {section} section is at most {MAX_SECTION_BYTES} bytes"),
+            ));
+        }
+    }
+    if values > validate::MAX_CONFIG_TOTAL {
         return Err(Error::invalid(
             "values",
+            &format!("{values} bytes"),
+            format!(
+                "the values section is at most {} bytes",
+                validate::MAX_CONFIG_TOTAL
+            ),
+        ));
+    }
+    let total = values + sections.iter().map(|(_, n)| n).sum::<usize>();
+    if total > validate::MAX_CONFIG_TOTAL {
+        return Err(Error::invalid(
+            "config",
             &format!("{total} bytes"),
             format!(
                 "the whole config is at most {} bytes",
@@ -287,7 +330,7 @@ fn apply_patch(old: &ConfigBody, patch: ConfigPatch) -> Result<ConfigBody> {
             ),
         ));
     }
-    Ok(new)
+    Ok(())
 }
 
 /// Deis's release summary: what changed against the serving release, and who did it.
