@@ -7,6 +7,7 @@
 //! - `releases`: config, builds, the releases ledger, rollback, scale, processes
 //! - `desired`: the runtime's [`crate::runtime::Desired`] built from the ledger
 //! - `reconcile`: the reconcile loop converging the runtime to the ledger, deploy leases, routes
+//! - `runtime_ops`: domains, settings, whitelist, TLS, restarts and one-off runs
 //! - `routing`: domains, certificates and app settings as the router needs them
 //! - `images`: builds from an image, imported through an [`ImageImporter`] when one is set
 //! - `hooks`: calls from the builder and registry-sync
@@ -22,6 +23,7 @@ mod logs;
 mod reconcile;
 mod releases;
 mod routing;
+mod runtime_ops;
 mod rows;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ pub use auth::{RegisterRequest, token_from_authorization};
 pub use hooks::{RegistryAction, UserApps};
 pub use images::ImageBuild;
 pub use reconcile::{Action, ReconcileSettings};
+pub use runtime_ops::{AppSettings, Domain, SettingsPatch, Tls, check_domain};
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
 
 use crate::images::ImageImporter;
