@@ -27,7 +27,12 @@ impl Runtime for LedgerOnly {
     async fn restart(&self, _app: &str, _which: &Restart) -> Result<Vec<Process>> {
         Ok(Vec::new())
     }
-    async fn run(&self, desired: &Desired, _command: &str, _timeout: Duration) -> Result<RunOutput> {
+    async fn run(
+        &self,
+        desired: &Desired,
+        _command: &str,
+        _timeout: Duration,
+    ) -> Result<RunOutput> {
         Err(Error::Invalid(format!(
             "cannot run a one-off process for {}: no runtime is configured on this controller",
             desired.app

@@ -184,10 +184,16 @@ async fn loop_rolls_out_and_recovers(store: Store) {
     let ctl = common::controller_with(store, rt.clone());
     let stop = shutdown();
     ctl.spawn_reconciler(&stop).expect("first loop");
-    assert!(ctl.spawn_reconciler(&stop).is_none(), "one loop per controller");
+    assert!(
+        ctl.spawn_reconciler(&stop).is_none(),
+        "one loop per controller"
+    );
     let alice = user(&ctl, "alice").await;
     ctl.create_app(&alice, Some("hello")).await.unwrap();
-    let (_, v2) = ctl.create_build(&alice, "hello", web_build()).await.unwrap();
+    let (_, v2) = ctl
+        .create_build(&alice, "hello", web_build())
+        .await
+        .unwrap();
     assert_eq!((v2.version, v2.state.as_str()), (2, "pending"));
     eventually("v2 deployed", async || {
         state_of(&ctl, &alice, "hello", 2).await == "deployed"
@@ -205,18 +211,28 @@ async fn loop_rolls_out_and_recovers(store: Store) {
     })
     .await;
     let routes = ctl.routes().snapshot()["hello"].clone();
-    assert_eq!(routes.domains, vec!["hello".to_string()], "the default domain");
+    assert_eq!(
+        routes.domains,
+        vec!["hello".to_string()],
+        "the default domain"
+    );
     assert!(routes.routable && !routes.maintenance);
 
     rt.fail.lock().unwrap().push(3);
-    let v3 = ctl.set_config(&alice, "hello", set("A", "1")).await.unwrap();
+    let v3 = ctl
+        .set_config(&alice, "hello", set("A", "1"))
+        .await
+        .unwrap();
     assert_eq!(v3.release.state, "pending", "answered before the rollout");
     eventually("v3 failed", async || {
         state_of(&ctl, &alice, "hello", 3).await == "failed"
     })
     .await;
     let v3 = ctl.get_release(&alice, "hello", 3).await.unwrap();
-    assert!(v3.failed && v3.exception.contains("crashed on start"), "{v3:?}");
+    assert!(
+        v3.failed && v3.exception.contains("crashed on start"),
+        "{v3:?}"
+    );
     assert_eq!(rt.running_version("hello"), Some(2), "v2 keeps serving");
     // After the failure the loop converges to v2 again (its Desired is applied once more).
     eventually("re-applied v2 after the failure", async || {
@@ -243,7 +259,10 @@ async fn loop_rolls_out_and_recovers(store: Store) {
     assert_eq!((ps[0].release.as_str(), ps[0].state.as_str()), ("v2", "up"));
 
     ctl.destroy_app(&alice, "hello").await.unwrap();
-    assert!(!ctl.routes().snapshot().contains_key("hello"), "routes removed on destroy");
+    assert!(
+        !ctl.routes().snapshot().contains_key("hello"),
+        "routes removed on destroy"
+    );
     assert_eq!(*rt.destroyed.lock().unwrap(), vec!["hello".to_string()]);
     assert_eq!(rt.overlaps.load(Ordering::SeqCst), 0);
     stop.cancel();
@@ -324,8 +343,15 @@ async fn two_controllers_never_overlap(store: Store) {
     for t in tasks {
         held_off += t.await.unwrap();
     }
-    assert_eq!(rt.overlaps.load(Ordering::SeqCst), 0, "applies of one app overlapped");
-    assert!(held_off > 0, "the controllers never contended; the test proves nothing");
+    assert_eq!(
+        rt.overlaps.load(Ordering::SeqCst),
+        0,
+        "applies of one app overlapped"
+    );
+    assert!(
+        held_off > 0,
+        "the controllers never contended; the test proves nothing"
+    );
     for app in ["shared", "other"] {
         assert_eq!(state_of(&b, &alice, app, 2).await, "deployed");
     }

@@ -55,7 +55,10 @@ struct Flaky {
 impl Runtime for Flaky {
     async fn apply(&self, d: &Desired) -> workflow_controller::runtime::Result<Rollout> {
         if self.fail.load(Ordering::SeqCst) {
-            return Ok(Rollout::Failed(format!("v{} never became ready", d.version)));
+            return Ok(Rollout::Failed(format!(
+                "v{} never became ready",
+                d.version
+            )));
         }
         Ok(Rollout::Ready)
     }
@@ -78,7 +81,9 @@ impl Runtime for Flaky {
         _command: &str,
         _timeout: std::time::Duration,
     ) -> workflow_controller::runtime::Result<RunOutput> {
-        Err(workflow_controller::runtime::Error::Invalid("no one-offs".into()))
+        Err(workflow_controller::runtime::Error::Invalid(
+            "no one-offs".into(),
+        ))
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -464,14 +469,20 @@ async fn failed_rollout_keeps_previous(store: Store) {
     ctl.create_app(&alice, Some("app")).await.unwrap();
     ctl.set_config(&alice, "app", set("A", "1")).await.unwrap();
     common::settle(&ctl, &alice, "app").await;
-    assert_eq!(ctl.get_release(&alice, "app", 2).await.unwrap().state, "deployed");
+    assert_eq!(
+        ctl.get_release(&alice, "app", 2).await.unwrap().state,
+        "deployed"
+    );
     runtime.fail.store(true, Ordering::SeqCst);
     // The handler records the release and answers; the loop's rollout fails it.
     let v3 = ctl.set_config(&alice, "app", set("A", "2")).await.unwrap();
     assert_eq!(v3.release.state, "pending");
     common::settle(&ctl, &alice, "app").await;
     let v3 = ctl.get_release(&alice, "app", 3).await.unwrap();
-    assert!(v3.failed && v3.exception.contains("never became ready"), "{v3:?}");
+    assert!(
+        v3.failed && v3.exception.contains("never became ready"),
+        "{v3:?}"
+    );
     assert_eq!(v3.state, "failed");
     assert_eq!(
         ctl.get_config(&alice, "app").await.unwrap().values["A"],

@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::model::{App, Build, Config, Release};
-use crate::runtime::{
-    Desired, Image, ImageKind, Probe, ProbeAction, ProcessSpec, PullCredentials,
-};
+use crate::runtime::{Desired, Image, ImageKind, Probe, ProbeAction, ProcessSpec, PullCredentials};
 
 /// The port web processes listen on when neither the image nor the config says.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -115,10 +113,11 @@ fn credentials(config: &Config) -> Option<PullCredentials> {
 fn probes(config: &Config, kind: &str) -> (Option<Probe>, Option<Probe>) {
     let hc = &config.healthcheck;
     let pick = |name: &str| -> Option<Probe> {
-        let v = hc
-            .get(kind)
-            .and_then(|t| t.get(name))
-            .or_else(|| (kind == "web" || kind == "cmd").then(|| hc.get(name)).flatten())?;
+        let v = hc.get(kind).and_then(|t| t.get(name)).or_else(|| {
+            (kind == "web" || kind == "cmd")
+                .then(|| hc.get(name))
+                .flatten()
+        })?;
         let probe = probe(v);
         if probe.is_none() {
             tracing::warn!(kind = %kind, probe = %name, "ignoring a health check of an unknown shape");
@@ -310,8 +309,13 @@ mod tests {
         assert_eq!(web.command.as_deref(), Some("bin/web"));
         let ready = web.readiness.as_ref().unwrap();
         assert_eq!(ready.period, Duration::from_secs(2));
-        assert!(matches!(&ready.action, ProbeAction::HttpGet { path, port: Some(5000), .. } if path == "/healthz"));
-        assert_eq!(d.processes["worker"].count, 0, "types not in the formation run 0");
+        assert!(
+            matches!(&ready.action, ProbeAction::HttpGet { path, port: Some(5000), .. } if path == "/healthz")
+        );
+        assert_eq!(
+            d.processes["worker"].count, 0,
+            "types not in the formation run 0"
+        );
         assert_eq!(d.processes["worker"].cpu_millis, Some(250));
         assert_eq!(d.tags.get("zone").map(String::as_str), Some("a"));
         assert_eq!(d.source_version.as_deref(), Some("abc123"));
@@ -320,7 +324,12 @@ mod tests {
     #[test]
     fn images_without_procfile_run_cmd_on_their_port() {
         let b = build(&[], "", Some(8080));
-        let d = desired(&app(&[("cmd", 1)]), &release(2), Some(&b), &Config::default());
+        let d = desired(
+            &app(&[("cmd", 1)]),
+            &release(2),
+            Some(&b),
+            &Config::default(),
+        );
         assert_eq!(d.image.unwrap().kind, ImageKind::Container);
         assert_eq!(d.port, 8080);
         assert_eq!(d.processes["cmd"].command, None);
@@ -354,7 +363,12 @@ mod tests {
         assert_eq!(p.action, ProbeAction::TcpSocket { port: Some(5000) });
         assert_eq!(p.failure_threshold, 3);
         let p = probe(&json!({"exec": {"command": ["true"]}})).unwrap();
-        assert_eq!(p.action, ProbeAction::Exec { command: vec!["true".into()] });
+        assert_eq!(
+            p.action,
+            ProbeAction::Exec {
+                command: vec!["true".into()]
+            }
+        );
         assert!(probe(&json!({"exec": {"command": []}})).is_none());
         assert!(probe(&json!({"nonsense": 1})).is_none());
     }

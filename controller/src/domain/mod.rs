@@ -23,8 +23,8 @@ mod logs;
 mod reconcile;
 mod releases;
 mod routing;
-mod runtime_ops;
 mod rows;
+mod runtime_ops;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,8 +33,8 @@ pub use auth::{RegisterRequest, token_from_authorization};
 pub use hooks::{RegistryAction, UserApps};
 pub use images::ImageBuild;
 pub use reconcile::{Action, ReconcileSettings};
-pub use runtime_ops::{AppSettings, Domain, SettingsPatch, Tls, check_domain};
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
+pub use runtime_ops::{AppSettings, Domain, SettingsPatch, Tls, check_domain};
 
 use crate::images::ImageImporter;
 use crate::logs::LogSource;

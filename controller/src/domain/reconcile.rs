@@ -26,8 +26,8 @@ use tokio::time::Instant;
 
 use super::Controller;
 use super::desired::desired;
-use super::rows::{self, APP_SELECT, RELEASE_SELECT};
 use super::routing;
+use super::rows::{self, APP_SELECT, RELEASE_SELECT};
 use crate::error::{Error, Result};
 use crate::model::{App, ReleaseState, now};
 use crate::runtime::routes::RouteTable;
@@ -122,7 +122,12 @@ fn millis(t: std::time::SystemTime) -> i64 {
 
 /// Takes (or renews) the app's deploy lease for `owner` in one statement: it is taken when
 /// nobody holds it, when `owner` already does, or when the holder's lease expired.
-pub(crate) fn take_lease(c: &mut dyn Conn, app_uuid: &str, owner: &str, ttl: Duration) -> Result<bool> {
+pub(crate) fn take_lease(
+    c: &mut dyn Conn,
+    app_uuid: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<bool> {
     let now = millis(std::time::SystemTime::now());
     let expires = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
     let n = c.execute(
@@ -163,7 +168,9 @@ fn load_plan(c: &mut dyn Conn, app_uuid: &str) -> Result<Option<Plan>> {
     let release = c
         .query_opt(&sql, &[app_uuid.into()])?
         .map(|r| rows::release(&r))
-        .ok_or_else(|| Error::Internal(format!("app {} has no release that did not fail", app.id)))?;
+        .ok_or_else(|| {
+            Error::Internal(format!("app {} has no release that did not fail", app.id))
+        })?;
     let config = super::releases::config_by_uuid(c, &release.config)?;
     let build = match &release.build {
         Some(b) => Some(super::releases::build_by_uuid(c, b)?),
@@ -225,18 +232,23 @@ impl Controller {
         out
     }
 
-    async fn reconcile_leased(&self, app_uuid: &str, settings: &ReconcileSettings) -> Result<Action> {
+    async fn reconcile_leased(
+        &self,
+        app_uuid: &str,
+        settings: &ReconcileSettings,
+    ) -> Result<Action> {
         let uuid = app_uuid.to_string();
         let Some(plan) = self.store.read(move |c| load_plan(c, &uuid)).await? else {
             // Destroyed: `destroy_app` stopped it; nothing left to converge.
             return Ok(Action::await_change());
         };
         tracing::Span::current().record("app", plan.app.id.as_str());
-        let rollout = self
-            .runtime
-            .apply(&plan.desired)
-            .await
-            .map_err(|e| Error::Deploy(format!("rolling out {} v{}: {e}", plan.app.id, plan.release.version)))?;
+        let rollout = self.runtime.apply(&plan.desired).await.map_err(|e| {
+            Error::Deploy(format!(
+                "rolling out {} v{}: {e}",
+                plan.app.id, plan.release.version
+            ))
+        })?;
         let pending = plan.release.state == ReleaseState::Pending.as_str();
         let action = match rollout {
             Rollout::Ready => {
@@ -299,7 +311,9 @@ impl Controller {
             .filter(|p| (p.kind == "web" || p.kind == "cmd") && p.state == ProcessState::Up)
             .filter_map(|p| p.addr)
             .collect();
-        self.reconciler.routes.set(routing.into_routes(app, backends));
+        self.reconciler
+            .routes
+            .set(routing.into_routes(app, backends));
     }
 
     /// Removes a destroyed app's routes.
@@ -310,7 +324,10 @@ impl Controller {
     /// Runs the reconcile loop until `shutdown`: every app at start, then on changes, on
     /// requeues and every `resync`. Only one loop per controller (the second call returns
     /// `None`).
-    pub fn spawn_reconciler(self: &Arc<Self>, shutdown: &Shutdown) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn spawn_reconciler(
+        self: &Arc<Self>,
+        shutdown: &Shutdown,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let rx = self
             .reconciler
             .receiver
@@ -333,7 +350,11 @@ impl Controller {
             .await
     }
 
-    async fn run_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<String>, shutdown: Shutdown) {
+    async fn run_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<String>,
+        shutdown: Shutdown,
+    ) {
         let settings = self.reconciler.settings.clone();
         // When each app runs next; an app is in `due` at most once and never while in flight.
         let mut due: HashMap<String, Instant> = HashMap::new();
@@ -422,7 +443,9 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Exponential backoff for the `n`th consecutive failure (n >= 1).
 pub(crate) fn backoff(settings: &ReconcileSettings, n: u32) -> Duration {
-    let factor = 1u32.checked_shl(n.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(n.saturating_sub(1).min(20))
+        .unwrap_or(u32::MAX);
     settings
         .min_backoff
         .saturating_mul(factor)

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::Controller;
 use super::apps::{Access, app_for};
 use super::desired::desired;
-use super::rows::{self, AppRow, RELEASE_SELECT};
 use super::routing::{self, SettingsBody, parse_cidr};
+use super::rows::{self, AppRow, RELEASE_SELECT};
 use crate::error::{Error, Result};
 use crate::model::{Page, PageRequest, Process, User, now};
 use crate::runtime::{Restart, RunOutput};
@@ -262,15 +262,33 @@ fn check_autoscale(rules: &BTreeMap<String, serde_json::Value>) -> Result<()> {
 
 impl Controller {
     /// The app's domains.
-    pub async fn list_domains(&self, caller: &User, app: &str, page: PageRequest) -> Result<Page<Domain>> {
+    pub async fn list_domains(
+        &self,
+        caller: &User,
+        app: &str,
+        page: PageRequest,
+    ) -> Result<Page<Domain>> {
         let (caller, app) = (caller.clone(), app.to_string());
         self.store
             .read(move |c| {
                 let a = app_for(c, &caller, &app, Access::Use)?;
-                let count = rows::count(c, "SELECT COUNT(*) FROM domains WHERE app_uuid = $1", &[a.app.uuid.as_str().into()])?;
-                let sql = format!("{DOMAIN_SELECT} WHERE d.app_uuid = $1 ORDER BY d.domain LIMIT $2 OFFSET $3");
+                let count = rows::count(
+                    c,
+                    "SELECT COUNT(*) FROM domains WHERE app_uuid = $1",
+                    &[a.app.uuid.as_str().into()],
+                )?;
+                let sql = format!(
+                    "{DOMAIN_SELECT} WHERE d.app_uuid = $1 ORDER BY d.domain LIMIT $2 OFFSET $3"
+                );
                 let results = c
-                    .query(&sql, &[a.app.uuid.into(), i64::from(page.limit).into(), i64::from(page.offset).into()])?
+                    .query(
+                        &sql,
+                        &[
+                            a.app.uuid.into(),
+                            i64::from(page.limit).into(),
+                            i64::from(page.offset).into(),
+                        ],
+                    )?
                     .iter()
                     .map(domain_row)
                     .collect();
@@ -351,7 +369,12 @@ impl Controller {
     }
 
     /// Changes the app's settings.
-    pub async fn set_settings(&self, caller: &User, app: &str, patch: SettingsPatch) -> Result<AppSettings> {
+    pub async fn set_settings(
+        &self,
+        caller: &User,
+        app: &str,
+        patch: SettingsPatch,
+    ) -> Result<AppSettings> {
         if let Some(w) = &patch.whitelist {
             check_whitelist(w)?;
         }
@@ -407,9 +430,18 @@ impl Controller {
     }
 
     /// Adds addresses (IPv4/IPv6, optionally CIDR) to the whitelist.
-    pub async fn add_whitelist(&self, caller: &User, app: &str, addresses: Vec<String>) -> Result<Vec<String>> {
+    pub async fn add_whitelist(
+        &self,
+        caller: &User,
+        app: &str,
+        addresses: Vec<String>,
+    ) -> Result<Vec<String>> {
         if addresses.is_empty() {
-            return Err(Error::invalid("addresses", "[]", "give at least one address, e.g. 10.0.0.0/8"));
+            return Err(Error::invalid(
+                "addresses",
+                "[]",
+                "give at least one address, e.g. 10.0.0.0/8",
+            ));
         }
         check_whitelist(&addresses)?;
         self.change_settings(caller, app, move |body| {
@@ -425,16 +457,27 @@ impl Controller {
     }
 
     /// Removes addresses from the whitelist; each must be on it.
-    pub async fn remove_whitelist(&self, caller: &User, app: &str, addresses: Vec<String>) -> Result<()> {
+    pub async fn remove_whitelist(
+        &self,
+        caller: &User,
+        app: &str,
+        addresses: Vec<String>,
+    ) -> Result<()> {
         if addresses.is_empty() {
-            return Err(Error::invalid("addresses", "[]", "give at least one address to remove"));
+            return Err(Error::invalid(
+                "addresses",
+                "[]",
+                "give at least one address to remove",
+            ));
         }
         self.change_settings(caller, app, move |body| {
             for a in &addresses {
                 let before = body.whitelist.len();
                 body.whitelist.retain(|w| w != a);
                 if body.whitelist.len() == before {
-                    return Err(Error::Unprocessable(format!("{a} does not exist in the whitelist")));
+                    return Err(Error::Unprocessable(format!(
+                        "{a} does not exist in the whitelist"
+                    )));
                 }
             }
             Ok(())
@@ -488,7 +531,9 @@ impl Controller {
             .map_err(|e| match e {
                 crate::runtime::Error::NotFound(m) => Error::NotFound(m),
                 crate::runtime::Error::Invalid(m) => Error::BadRequest(m),
-                crate::runtime::Error::Backend(m) => Error::Unavailable(format!("the runtime could not restart {app}: {m}")),
+                crate::runtime::Error::Backend(m) => {
+                    Error::Unavailable(format!("the runtime could not restart {app}: {m}"))
+                }
             })?
             .into_iter()
             .map(Process::from)
@@ -500,10 +545,18 @@ impl Controller {
     /// Runs a one-off command with the serving release's image and config.
     pub async fn run_command(&self, caller: &User, app: &str, command: &str) -> Result<RunOutput> {
         if command.trim().is_empty() {
-            return Err(Error::invalid("command", command, "give a command to run, e.g. deis run -- ls"));
+            return Err(Error::invalid(
+                "command",
+                command,
+                "give a command to run, e.g. deis run -- ls",
+            ));
         }
         if command.len() > 64 * 1024 {
-            return Err(Error::invalid("command", command, "a command is at most 64 KiB"));
+            return Err(Error::invalid(
+                "command",
+                command,
+                "a command is at most 64 KiB",
+            ));
         }
         let (caller, name) = (caller.clone(), app.to_string());
         let want = self
@@ -531,7 +584,9 @@ impl Controller {
             .map_err(|e| match e {
                 crate::runtime::Error::Invalid(m) => Error::BadRequest(m),
                 crate::runtime::Error::NotFound(m) => Error::NotFound(m),
-                crate::runtime::Error::Backend(m) => Error::Unavailable(format!("the runtime could not run the command for {app}: {m}")),
+                crate::runtime::Error::Backend(m) => Error::Unavailable(format!(
+                    "the runtime could not run the command for {app}: {m}"
+                )),
             })
     }
 }
@@ -560,11 +615,22 @@ mod tests {
 
     #[test]
     fn autoscale_rules() {
-        let ok: BTreeMap<String, serde_json::Value> =
-            [("web".into(), serde_json::json!({"min": 1, "max": 3, "cpu_percent": 50}))].into();
+        let ok: BTreeMap<String, serde_json::Value> = [(
+            "web".into(),
+            serde_json::json!({"min": 1, "max": 3, "cpu_percent": 50}),
+        )]
+        .into();
         check_autoscale(&ok).unwrap();
-        let bad: BTreeMap<String, serde_json::Value> =
-            [("web".into(), serde_json::json!({"min": 4, "max": 3, "cpu_percent": 50}))].into();
-        assert!(check_autoscale(&bad).unwrap_err().to_string().contains("web="));
+        let bad: BTreeMap<String, serde_json::Value> = [(
+            "web".into(),
+            serde_json::json!({"min": 4, "max": 3, "cpu_percent": 50}),
+        )]
+        .into();
+        assert!(
+            check_autoscale(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("web=")
+        );
     }
 }

@@ -15,16 +15,24 @@ pub(super) fn routes() -> Router<RestState> {
     Router::new()
         .route("/v2/apps/{app}/domains", get(list_domains).post(add_domain))
         .route("/v2/apps/{app}/domains/{domain}", delete(remove_domain))
-        .route("/v2/apps/{app}/settings", get(get_settings).post(set_settings))
+        .route(
+            "/v2/apps/{app}/settings",
+            get(get_settings).post(set_settings),
+        )
         .route(
             "/v2/apps/{app}/whitelist",
-            get(get_whitelist).post(add_whitelist).delete(remove_whitelist),
+            get(get_whitelist)
+                .post(add_whitelist)
+                .delete(remove_whitelist),
         )
         .route("/v2/apps/{app}/tls", get(get_tls).post(set_tls))
         .route("/v2/apps/{app}/run", post(run))
         .route("/v2/apps/{app}/pods/restart", post(restart_all))
         .route("/v2/apps/{app}/pods/{kind}/restart", post(restart_type))
-        .route("/v2/apps/{app}/pods/{kind}/{name}/restart", post(restart_one))
+        .route(
+            "/v2/apps/{app}/pods/{kind}/{name}/restart",
+            post(restart_one),
+        )
 }
 
 async fn list_domains(
@@ -155,7 +163,9 @@ async fn run(
     Body(b): Body<RunBody>,
 ) -> ApiResult<Json<Value>> {
     let out = s.ctl.run_command(&u, &app, &b.command).await?;
-    Ok(Json(json!({ "exit_code": out.exit_code, "output": out.output })))
+    Ok(Json(
+        json!({ "exit_code": out.exit_code, "output": out.output }),
+    ))
 }
 
 async fn restart_all(
@@ -171,7 +181,9 @@ async fn restart_type(
     Auth(u): Auth,
     Path((app, kind)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.ctl.restart(&u, &app, Restart::Type(kind)).await?)))
+    Ok(Json(json!(
+        s.ctl.restart(&u, &app, Restart::Type(kind)).await?
+    )))
 }
 
 async fn restart_one(
@@ -179,5 +191,7 @@ async fn restart_one(
     Auth(u): Auth,
     Path((app, _kind, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.ctl.restart(&u, &app, Restart::Name(name)).await?)))
+    Ok(Json(json!(
+        s.ctl.restart(&u, &app, Restart::Name(name)).await?
+    )))
 }
