@@ -1541,11 +1541,7 @@ async fn domains_settings_whitelist_tls_run_restart() {
             )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
-        assert!(
-            r.text.contains(&bad.replace(' ', " ")),
-            "names the value: {}",
-            r.text
-        );
+        assert!(r.text.contains(bad), "names the value: {}", r.text);
     }
     let r = api
         .call(

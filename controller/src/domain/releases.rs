@@ -775,6 +775,7 @@ mod tests {
                 summary: String::new(),
                 failed: false,
                 exception: String::new(),
+                state: "deployed".into(),
                 created: String::new(),
                 updated: String::new(),
             },
