@@ -21,6 +21,7 @@ mod domains;
 mod git;
 mod input;
 mod keys;
+mod limits;
 mod logs;
 mod output;
 mod perms;
@@ -80,6 +81,8 @@ pub enum Command {
     Domains(domains::Command),
     #[command(flatten)]
     Settings(settings::Command),
+    #[command(flatten)]
+    Limits(limits::Command),
     #[command(flatten)]
     Logs(logs::Command),
     #[command(flatten)]
@@ -171,6 +174,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ps(c) => ps::run(&ctx, c).await,
         Command::Domains(c) => domains::run(&ctx, c).await,
         Command::Settings(c) => settings::run(&ctx, c).await,
+        Command::Limits(c) => limits::run(&ctx, c).await,
         Command::Logs(c) => logs::run(&ctx, c).await,
         Command::Perms(c) => perms::run(&ctx, c).await,
         Command::Git(c) => git::run(&ctx, c).await,
