@@ -35,7 +35,7 @@ pub enum Command {
         #[arg(short = 'm', long, conflicts_with = "cpu")]
         memory: bool,
         /// Set CPU limits.
-        #[arg(short = 'c', long)]
+        #[arg(long)]
         cpu: bool,
         #[command(flatten)]
         app: AppArg,
@@ -50,7 +50,7 @@ pub enum Command {
         #[arg(short = 'm', long, conflicts_with = "cpu")]
         memory: bool,
         /// Remove CPU limits.
-        #[arg(short = 'c', long)]
+        #[arg(long)]
         cpu: bool,
         #[command(flatten)]
         app: AppArg,
