@@ -149,6 +149,7 @@ fn release(r: model::Release, image: String) -> pb::Release {
         created: r.created,
         updated: r.updated,
         image,
+        state: r.state,
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`domain`]: every operation, independent of transport ([`domain::Controller`])
 //! - [`rest`]: the Deis v2 REST API (axum): router and extractors, one module per resource
 //! - [`grpc`]: the gRPC API (tonic); both adapters only convert and call [`domain`]
-//! - [`runtime`]: where releases run ([`runtime::Runtime`])
+//! - [`runtime`]: where releases run ([`runtime::Runtime`]); `domain`'s reconcile loop
+//!   converges the runtime to the ledger and publishes routes ([`Controller::routes`])
 //! - [`logs`]: where `deis logs` reads from
 //! - [`images`]: where `deis pull` imports images through
 //! - [`model`], [`validate`], [`sshkey`]: objects, input validation, SSH key parsing
@@ -78,6 +79,8 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
 /// Serves the REST API and gRPC on `listeners` until `shutdown`.
 pub async fn serve(ctl: Arc<Controller>, listeners: Listeners, shutdown: Shutdown) -> Result<()> {
     let Listeners { http, grpc } = listeners;
+    // Releases are recorded by the handlers and rolled out by this loop.
+    ctl.spawn_reconciler(&shutdown);
     let router = rest::router(rest::RestState { ctl: ctl.clone() });
     let app = tower::util::MapRequest::new(router, rest::normalize_path);
     tracing::info!(http = ?http.local_addr().ok(), grpc = ?grpc.local_addr().ok(), "controller serving");

@@ -155,10 +155,40 @@ pub struct Release {
     pub failed: bool,
     /// Why the rollout failed.
     pub exception: String,
+    /// Rollout state: `pending` (recorded, not rolled out yet), `deployed` or `failed`
+    /// (see `exception`). Not in Deis's JSON; Deis clients ignore it.
+    #[serde(default = "deployed")]
+    pub state: String,
     /// Creation time.
     pub created: String,
     /// Update time.
     pub updated: String,
+}
+
+fn deployed() -> String {
+    ReleaseState::Deployed.as_str().to_string()
+}
+
+/// Where a release's rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseState {
+    /// Recorded; the reconcile loop has not finished rolling it out.
+    Pending,
+    /// Rolled out (or superseded by a newer release that carries it).
+    Deployed,
+    /// Its rollout failed; the previous release keeps serving.
+    Failed,
+}
+
+impl ReleaseState {
+    /// The stored and displayed word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Pending => "pending",
+            ReleaseState::Deployed => "deployed",
+            ReleaseState::Failed => "failed",
+        }
+    }
 }
 
 /// A running (or starting) process of an app, as the runtime reports it.
@@ -175,6 +205,18 @@ pub struct Process {
     pub state: String,
     /// Start time.
     pub started: String,
+}
+
+impl From<crate::runtime::Process> for Process {
+    fn from(p: crate::runtime::Process) -> Self {
+        Process {
+            release: format!("v{}", p.version),
+            kind: p.kind,
+            name: p.name,
+            state: p.state.as_str().to_string(),
+            started: p.started,
+        }
+    }
 }
 
 /// A page of a list, Deis's (and Django REST framework's) shape.

@@ -1,61 +1,47 @@
-//! Where releases run. The controller tells a [`Runtime`] the desired state of an
-//! app; the runtime converges to it and reports processes.
+//! Where releases run: the runtime crate's contract ([`Runtime`], [`Desired`], [`Rollout`],
+//! the [`routes`] table), re-exported, plus [`LedgerOnly`].
 //!
-//! [`LedgerOnly`] is what runs before a real runtime is configured: it accepts every
-//! rollout, runs nothing and reports no processes (`deis ps` is empty), so the
-//! releases ledger works on its own.
+//! [`LedgerOnly`] is what runs before a real runtime is configured: every rollout is
+//! immediately ready, nothing runs and no processes are reported (`deis ps` is empty), so
+//! the releases ledger works on its own.
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::model::Process;
+pub use workflow_runtime::*;
 
-/// Everything a runtime needs to run one release of an app.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Desired {
-    /// App name (the namespace on Kubernetes).
-    pub app: String,
-    /// Release version being rolled out.
-    pub version: i64,
-    /// Image to run, none before the first build.
-    pub image: Option<String>,
-    /// Commands by process type.
-    pub procfile: BTreeMap<String, String>,
-    /// Environment.
-    pub env: BTreeMap<String, String>,
-    /// Process counts by type.
-    pub structure: BTreeMap<String, i64>,
-}
-
-/// A rollout or query failure, in words for the user.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct RuntimeError(pub String);
-
-/// Runs apps.
-#[tonic::async_trait]
-pub trait Runtime: Send + Sync + 'static {
-    /// Converges the app to `desired`; returns when the new processes are ready
-    /// or fails (the previous release must keep serving then).
-    async fn apply(&self, desired: &Desired) -> Result<(), RuntimeError>;
-    /// Removes everything the app runs.
-    async fn destroy(&self, app: &str) -> Result<(), RuntimeError>;
-    /// The app's processes.
-    async fn processes(&self, app: &str) -> Result<Vec<Process>, RuntimeError>;
-}
-
-/// No runtime configured: rollouts are recorded, nothing runs.
+/// No runtime configured: rollouts are recorded and succeed at once, nothing runs.
 #[derive(Debug, Default)]
 pub struct LedgerOnly;
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Runtime for LedgerOnly {
-    async fn apply(&self, _desired: &Desired) -> Result<(), RuntimeError> {
+    async fn apply(&self, _desired: &Desired) -> Result<Rollout> {
+        Ok(Rollout::Ready)
+    }
+    async fn destroy(&self, _app: &str, _app_id: &str) -> Result<()> {
         Ok(())
     }
-    async fn destroy(&self, _app: &str) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    async fn processes(&self, _app: &str) -> Result<Vec<Process>, RuntimeError> {
+    async fn processes(&self, _app: &str) -> Result<Vec<Process>> {
         Ok(Vec::new())
+    }
+    async fn restart(&self, _app: &str, _which: &Restart) -> Result<Vec<Process>> {
+        Ok(Vec::new())
+    }
+    async fn run(
+        &self,
+        desired: &Desired,
+        _command: &str,
+        _timeout: Duration,
+    ) -> Result<RunOutput> {
+        Err(Error::Invalid(format!(
+            "cannot run a one-off process for {}: no runtime is configured on this controller",
+            desired.app
+        )))
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            memory_limits: false,
+            cpu_limits: false,
+        }
     }
 }

@@ -65,3 +65,28 @@ pub fn controller_with(store: Store, runtime: Arc<dyn Runtime>) -> Arc<Controlle
 pub fn controller(store: Store) -> Arc<Controller> {
     controller_with(store, Arc::new(LedgerOnly))
 }
+
+/// Runs the reconcile loop's step for `app` (by name) until its newest release is no longer
+/// pending, as the loop would; returns how many steps it took. Panics after 50 steps.
+pub async fn settle(
+    ctl: &Controller,
+    caller: &workflow_controller::model::User,
+    app: &str,
+) -> usize {
+    let uuid = ctl.get_app(caller, app).await.expect("app").uuid;
+    for step in 1..=50 {
+        ctl.reconcile(&uuid).await.expect("reconcile");
+        let newest = ctl
+            .list_releases(
+                caller,
+                app,
+                workflow_controller::model::PageRequest::new(1, 0),
+            )
+            .await
+            .expect("releases");
+        if newest.results.first().is_none_or(|r| r.state != "pending") {
+            return step;
+        }
+    }
+    panic!("{app} did not settle in 50 reconcile steps");
+}

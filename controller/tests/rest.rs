@@ -1590,3 +1590,260 @@ async fn config_sections_are_capped_by_name() {
         r.text
     );
 }
+
+/// Domains, settings, whitelist, TLS, run and restarts: Deis's paths, shapes and codes,
+/// and what they publish to the route table.
+#[tokio::test]
+async fn domains_settings_whitelist_tls_run_restart() {
+    let (store, _dir) = common::sqlite();
+    let ctl = common::controller(store);
+    let api = Api {
+        router: rest::router(RestState { ctl: ctl.clone() }),
+        _dir,
+    };
+    let t = api.register("alice").await;
+    let bob = api.register("bob").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&t),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let uuid = r.body["uuid"].as_str().unwrap().to_string();
+
+    // The default domain comes with the app.
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/domains/", Some(&t), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["count"], 1);
+    assert_eq!(r.body["results"][0]["domain"], "hello");
+    assert_eq!(r.body["results"][0]["app"], "hello");
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/domains/",
+            Some(&t),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["domain"], "www.example.com");
+    assert_eq!(r.body["owner"], "alice");
+    for bad in ["Bad.Example.com", "-x.example.com", "1.2.3.4", "a b"] {
+        let r = api
+            .call(
+                Method::POST,
+                "/v2/apps/hello/domains/",
+                Some(&t),
+                Some(json!({"domain": bad})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+        assert!(r.text.contains(bad), "names the value: {}", r.text);
+    }
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/domains/",
+            Some(&t),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a domain belongs to one app: {}",
+        r.text
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/domains/",
+            Some(&bob),
+            Some(json!({"domain": "bob.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Settings: stored, shown in Deis's shape, published to routes by the reconcile loop.
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/settings/", Some(&t), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        (r.body["maintenance"].clone(), r.body["routable"].clone()),
+        (json!(false), json!(true))
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/settings/",
+            Some(&t),
+            Some(json!({"maintenance": true, "label": {"team": "web"}, "autoscale": {"web": {"min": 1, "max": 3, "cpu_percent": 50}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["maintenance"], true);
+    assert_eq!(r.body["label"]["team"], "web");
+    assert_eq!(r.body["autoscale"]["web"]["max"], 3);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/settings/",
+            Some(&t),
+            Some(json!({"label": {"team": null}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["label"], json!({}));
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/settings/",
+            Some(&t),
+            Some(json!({"autoscale": {"web": {"min": 5, "max": 1, "cpu_percent": 50}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+
+    // Whitelist: CIDRs validated.
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/whitelist/",
+            Some(&t),
+            Some(json!({"addresses": ["10.0.0.0/8", "1.2.3.4"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["addresses"], json!(["10.0.0.0/8", "1.2.3.4"]));
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/whitelist/",
+            Some(&t),
+            Some(json!({"addresses": ["10.0.0.0/40"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("10.0.0.0/40"), "{}", r.text);
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/apps/hello/whitelist/",
+            Some(&t),
+            Some(json!({"addresses": ["1.2.3.4"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = api
+        .call(Method::GET, "/v2/apps/hello/whitelist/", Some(&t), None)
+        .await;
+    assert_eq!(r.body["addresses"], json!(["10.0.0.0/8"]));
+
+    // TLS.
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/tls/",
+            Some(&t),
+            Some(json!({"https_enforced": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["https_enforced"], true);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/tls/",
+            Some(&t),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // One reconcile step publishes all of it.
+    ctl.reconcile(&uuid).await.unwrap();
+    let routes = ctl.routes().snapshot()["hello"].clone();
+    assert_eq!(
+        routes.domains,
+        vec!["hello".to_string(), "www.example.com".to_string()]
+    );
+    assert!(routes.maintenance && routes.https_only);
+    assert_eq!(routes.whitelist.len(), 1);
+    assert_eq!(routes.whitelist[0].prefix, 8);
+
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/apps/hello/domains/www.example.com",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/apps/hello/domains/www.example.com",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Restarts answer with the (here: no) pods; run needs a build and a runtime.
+    let r = api
+        .call(Method::POST, "/v2/apps/hello/pods/restart/", Some(&t), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body, json!([]));
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/pods/web/restart/",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/pods/web/hello-web-x/restart/",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/run/",
+            Some(&t),
+            Some(json!({"command": "ls"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("no build"), "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/run/",
+            Some(&t),
+            Some(json!({"command": ""})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Destroy removes the app's routes.
+    let r = api
+        .call(Method::DELETE, "/v2/apps/hello/", Some(&t), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(!ctl.routes().snapshot().contains_key("hello"));
+}

@@ -11,8 +11,10 @@ use workflow_controller::Error;
 use workflow_controller::domain::{
     ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction,
 };
-use workflow_controller::model::{PageRequest, Process, User};
-use workflow_controller::runtime::{Desired, Runtime, RuntimeError};
+use workflow_controller::model::{PageRequest, User};
+use workflow_controller::runtime::{
+    Capabilities, Desired, Process, Restart, Rollout, RunOutput, Runtime,
+};
 use workflow_controller::store::{Store, StoreError};
 
 const KEY: &str =
@@ -44,24 +46,50 @@ fn unset(k: &str) -> ConfigPatch {
 }
 
 /// A runtime whose rollouts fail while `fail` is set.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Flaky {
     fail: AtomicBool,
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Runtime for Flaky {
-    async fn apply(&self, d: &Desired) -> Result<(), RuntimeError> {
+    async fn apply(&self, d: &Desired) -> workflow_controller::runtime::Result<Rollout> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(RuntimeError(format!("v{} never became ready", d.version)));
+            return Ok(Rollout::Failed(format!(
+                "v{} never became ready",
+                d.version
+            )));
         }
+        Ok(Rollout::Ready)
+    }
+    async fn destroy(&self, _app: &str, _id: &str) -> workflow_controller::runtime::Result<()> {
         Ok(())
     }
-    async fn destroy(&self, _app: &str) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    async fn processes(&self, _app: &str) -> Result<Vec<Process>, RuntimeError> {
+    async fn processes(&self, _app: &str) -> workflow_controller::runtime::Result<Vec<Process>> {
         Ok(vec![])
+    }
+    async fn restart(
+        &self,
+        _app: &str,
+        _which: &Restart,
+    ) -> workflow_controller::runtime::Result<Vec<Process>> {
+        Ok(vec![])
+    }
+    async fn run(
+        &self,
+        _d: &Desired,
+        _command: &str,
+        _timeout: std::time::Duration,
+    ) -> workflow_controller::runtime::Result<RunOutput> {
+        Err(workflow_controller::runtime::Error::Invalid(
+            "no one-offs".into(),
+        ))
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            memory_limits: false,
+            cpu_limits: false,
+        }
     }
 }
 
@@ -453,14 +481,22 @@ async fn failed_rollout_keeps_previous(store: Store) {
     let (alice, _) = user(&ctl, "alice").await;
     ctl.create_app(&alice, Some("app")).await.unwrap();
     ctl.set_config(&alice, "app", set("A", "1")).await.unwrap();
+    common::settle(&ctl, &alice, "app").await;
+    assert_eq!(
+        ctl.get_release(&alice, "app", 2).await.unwrap().state,
+        "deployed"
+    );
     runtime.fail.store(true, Ordering::SeqCst);
-    let e = ctl
-        .set_config(&alice, "app", set("A", "2"))
-        .await
-        .unwrap_err();
-    assert!(matches!(e, Error::Deploy(_)), "{e}");
+    // The handler records the release and answers; the loop's rollout fails it.
+    let v3 = ctl.set_config(&alice, "app", set("A", "2")).await.unwrap();
+    assert_eq!(v3.release.state, "pending");
+    common::settle(&ctl, &alice, "app").await;
     let v3 = ctl.get_release(&alice, "app", 3).await.unwrap();
-    assert!(v3.failed && v3.exception.contains("never became ready"));
+    assert!(
+        v3.failed && v3.exception.contains("never became ready"),
+        "{v3:?}"
+    );
+    assert_eq!(v3.state, "failed");
     assert_eq!(
         ctl.get_config(&alice, "app").await.unwrap().values["A"],
         "1",

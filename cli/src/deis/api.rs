@@ -89,6 +89,8 @@ pub struct Release {
     pub failed: bool,
     /// Why the rollout failed.
     pub exception: String,
+    /// Rollout state: `pending`, `deployed` or `failed` (empty from Deis controllers).
+    pub state: String,
     /// Creation time.
     pub created: String,
     /// Update time.

@@ -94,7 +94,11 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             let app = a.name()?;
             let info = c.get(&["apps", &app]).reply::<App>().await?;
             let pods = c.get(&["apps", &app, "pods"]).reply::<Page<Pod>>().await?;
-            let raw = json!({"app": info.raw, "pods": pods.raw.get("results")});
+            let domains = c
+                .list::<super::domains::Domain>(&["apps", &app, "domains"], 100)
+                .await?;
+            let raw =
+                json!({"app": info.raw, "pods": pods.raw.get("results"), "domains": domains.raw});
             out.show(&raw, || {
                 let i = &info.body;
                 out.heading(format!("{app} Application"));
@@ -122,6 +126,11 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 ));
                 out.line("");
                 ps::print(out, &app, &pods.body.results);
+                out.line("");
+                out.heading(format!("{app} Domains"));
+                for d in &domains.items {
+                    out.line(&d.domain);
+                }
             })
         }
         Command::Destroy { app, confirm } => {

@@ -17,9 +17,11 @@ mod auth;
 mod builds;
 mod client;
 mod config;
+mod domains;
 mod git;
 mod input;
 mod keys;
+mod limits;
 mod logs;
 mod output;
 mod perms;
@@ -28,6 +30,7 @@ mod profile;
 mod ps;
 mod registry;
 mod releases;
+mod settings;
 mod users;
 
 use anyhow::{Result, bail};
@@ -74,6 +77,12 @@ pub enum Command {
     Registry(registry::Command),
     #[command(flatten)]
     Ps(ps::Command),
+    #[command(flatten)]
+    Domains(domains::Command),
+    #[command(flatten)]
+    Settings(settings::Command),
+    #[command(flatten)]
+    Limits(limits::Command),
     #[command(flatten)]
     Logs(logs::Command),
     #[command(flatten)]
@@ -163,6 +172,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Builds(c) => builds::run(&ctx, c).await,
         Command::Registry(c) => registry::run(&ctx, c).await,
         Command::Ps(c) => ps::run(&ctx, c).await,
+        Command::Domains(c) => domains::run(&ctx, c).await,
+        Command::Settings(c) => settings::run(&ctx, c).await,
+        Command::Limits(c) => limits::run(&ctx, c).await,
         Command::Logs(c) => logs::run(&ctx, c).await,
         Command::Perms(c) => perms::run(&ctx, c).await,
         Command::Git(c) => git::run(&ctx, c).await,

@@ -1,4 +1,4 @@
-//! Processes: `scale`, `ps`.
+//! Processes: `scale`, `ps`, `ps:restart`, `run`.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,29 @@ pub enum Command {
     /// List an app's processes.
     #[command(alias = "ps:list")]
     Ps(AppArg),
+    /// Restart processes: all, one type (`web`) or one process by name (`hello-web-1a2b`).
+    #[command(name = "ps:restart")]
+    PsRestart {
+        /// TYPE or TYPE-NAME (a process name); all processes when absent.
+        target: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Run a one-off command with the app's image and config, e.g. `deis run -- ls -la`.
+    Run {
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+}
+
+/// `deis run`'s answer.
+#[derive(Debug, serde::Deserialize)]
+struct RunReply {
+    exit_code: i32,
+    output: String,
 }
 
 pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
@@ -56,6 +79,65 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             let app = a.name()?;
             let pods = c.get(&["apps", &app, "pods"]).reply::<Page<Pod>>().await?;
             out.show(&pods.raw, || print(out, &app, &pods.body.results))
+        }
+        Command::PsRestart { target, app } => {
+            let (_, c) = ctx.session()?;
+            let app = app.name()?;
+            // Deis: a target containing '-' past the type is a process name `<app>-<type>-<id>`.
+            let path: Vec<String> = match &target {
+                None => vec!["apps".into(), app.clone(), "pods".into(), "restart".into()],
+                Some(t) => match t
+                    .strip_prefix(&format!("{app}-"))
+                    .and_then(|rest| rest.split_once('-'))
+                {
+                    Some((kind, _)) => vec![
+                        "apps".into(),
+                        app.clone(),
+                        "pods".into(),
+                        kind.into(),
+                        t.clone(),
+                        "restart".into(),
+                    ],
+                    None => vec![
+                        "apps".into(),
+                        app.clone(),
+                        "pods".into(),
+                        t.clone(),
+                        "restart".into(),
+                    ],
+                },
+            };
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            out.progress(&format!(
+                "Restarting processes... but first, coffee!\n{}... ",
+                target.as_deref().unwrap_or("all")
+            ));
+            let pods = c
+                .post(&path, &serde_json::json!({}))
+                .reply::<Vec<Pod>>()
+                .await?;
+            out.show(&pods.raw, || {
+                out.done("done\n");
+                print(out, &app, &pods.body);
+            })
+        }
+        Command::Run { command, app } => {
+            let (_, c) = ctx.session()?;
+            let app = app.name()?;
+            let command = command.join(" ");
+            out.progress(&format!("Running '{command}'...\n"));
+            let r = c
+                .post(
+                    &["apps", &app, "run"],
+                    &serde_json::json!({ "command": command }),
+                )
+                .reply::<RunReply>()
+                .await?;
+            out.show(&r.raw, || out.text(&r.body.output))?;
+            if r.body.exit_code != 0 {
+                return Err(anyhow!("'{command}' exited with code {}", r.body.exit_code));
+            }
+            Ok(())
         }
     }
 }

@@ -62,10 +62,15 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                         } else {
                             r.summary.clone()
                         };
-                        vec![format!("v{}", r.version), r.created.clone(), summary]
+                        let state = match r.state.as_str() {
+                            "" if r.failed => "failed".to_string(),
+                            "" => "deployed".to_string(),
+                            s => s.to_string(),
+                        };
+                        vec![format!("v{}", r.version), r.created.clone(), state, summary]
                     })
                     .collect();
-                out.table(&["VERSION", "CREATED", "SUMMARY"], &rows);
+                out.table(&["VERSION", "CREATED", "STATE", "SUMMARY"], &rows);
             })
         }
         Command::ReleasesInfo { version, app } => {

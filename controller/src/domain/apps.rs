@@ -86,7 +86,8 @@ impl Controller {
         }
         let caller = caller.clone();
         let explicit = explicit.map(str::to_string);
-        self.store
+        let app = self
+            .store
             .write(move |c| {
                 let name = match explicit {
                     Some(n) => n,
@@ -120,7 +121,7 @@ impl Controller {
                     &[config_uuid.as_str().into(), uuid.as_str().into(), caller.username.as_str().into(), body.into(), t.as_str().into(), t.as_str().into()],
                 )?;
                 c.execute(
-                    "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated) VALUES ($1, $2, 1, $3, NULL, $4, $5, 0, '', $6, $7)",
+                    "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated, state) VALUES ($1, $2, 1, $3, NULL, $4, $5, 0, '', $6, $7, 'deployed')",
                     &[
                         uuid::Uuid::new_v4().to_string().into(),
                         uuid.as_str().into(),
@@ -128,12 +129,26 @@ impl Controller {
                         config_uuid.into(),
                         format!("{} created initial release", caller.username).into(),
                         t.as_str().into(),
-                        t.into(),
+                        t.as_str().into(),
+                    ],
+                )?;
+                // Deis creates the app's default domain, named after the app, with it.
+                c.execute(
+                    "INSERT INTO domains (uuid, app_uuid, owner, domain, cert_uuid, created, updated) VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+                    &[
+                        uuid::Uuid::new_v4().to_string().into(),
+                        uuid.as_str().into(),
+                        caller.username.as_str().into(),
+                        name.as_str().into(),
+                        t.as_str().into(),
+                        t.as_str().into(),
                     ],
                 )?;
                 Ok(app_for(c, &caller, &name, Access::Own)?.app)
             })
-            .await
+            .await?;
+        self.notify(&app.uuid);
+        Ok(app)
     }
 
     /// Apps the caller may use (all of them for administrators), by name.
@@ -202,11 +217,12 @@ impl Controller {
         let lock = self.deploy_lock(name);
         let _held = lock.lock().await;
         let (c1, n1) = (caller.clone(), name.to_string());
-        self.store
-            .read(move |c| app_for(c, &c1, &n1, Access::Own).map(|_| ()))
+        let app = self
+            .store
+            .read(move |c| app_for(c, &c1, &n1, Access::Own))
             .await?;
         self.runtime
-            .destroy(name)
+            .destroy(name, &app.app.uuid)
             .await
             .map_err(|e| Error::Deploy(format!("stopping {name}: {e}")))?;
         // Before the row goes: while the name is taken nobody can re-create it and inherit the
@@ -223,6 +239,7 @@ impl Controller {
             })
             .await?;
         self.forget_deploy_lock(name);
+        self.unpublish(name);
         Ok(())
     }
 

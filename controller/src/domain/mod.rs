@@ -5,18 +5,26 @@
 //! - `keys`: SSH keys
 //! - `apps`: apps and their permissions
 //! - `releases`: config, builds, the releases ledger, rollback, scale, processes
+//! - `desired`: the runtime's [`crate::runtime::Desired`] built from the ledger
+//! - `reconcile`: the reconcile loop converging the runtime to the ledger, deploy leases, routes
+//! - `runtime_ops`: domains, settings, whitelist, TLS, restarts and one-off runs
+//! - `routing`: domains, certificates and app settings as the router needs them
 //! - `images`: builds from an image, imported through an [`ImageImporter`] when one is set
 //! - `hooks`: calls from the builder and registry-sync
 //! - `logs`: app logs, read through a [`LogSource`]
 
 mod apps;
 mod auth;
+pub mod desired;
 mod hooks;
 mod images;
 mod keys;
 mod logs;
+mod reconcile;
 mod releases;
+mod routing;
 mod rows;
+mod runtime_ops;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +32,9 @@ use std::sync::{Arc, Mutex};
 pub use auth::{RegisterRequest, token_from_authorization};
 pub use hooks::{RegistryAction, UserApps};
 pub use images::ImageBuild;
+pub use reconcile::{Action, ReconcileSettings};
 pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
+pub use runtime_ops::{AppSettings, Domain, SettingsPatch, Tls, check_domain};
 
 use crate::images::ImageImporter;
 use crate::logs::LogSource;
@@ -59,8 +69,10 @@ pub struct Controller {
     settings: Settings,
     logs: Option<Arc<dyn LogSource>>,
     images: Option<Arc<dyn ImageImporter>>,
-    /// One lock per app: rollouts of one app never overlap.
+    /// One lock per app: changes that make a release of one app are recorded in turn.
     deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The reconcile loop's channel, route table and lease identity.
+    reconciler: reconcile::Reconciler,
 }
 
 impl std::fmt::Debug for Controller {
@@ -81,6 +93,7 @@ impl Controller {
             logs: None,
             images: None,
             deploy_locks: Mutex::new(HashMap::new()),
+            reconciler: reconcile::Reconciler::new(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Config, builds, the releases ledger, rollback, scale and processes.
 //!
-//! Every change that makes a release runs under the app's deploy lock: the
-//! release is written in one transaction, then rolled out; a rollout that fails
-//! marks the release failed and leaves the previous one serving.
+//! Every change that makes a release is written in one transaction (as `pending`) and
+//! answered at once; the reconcile loop (`reconcile`) rolls it out, marks it deployed, or
+//! failed with the reason while the previous release keeps serving.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,6 @@ use super::apps::{Access, app_for, structure_for_build};
 use super::rows::{self, AppRow, BUILD_SELECT, CONFIG_SELECT, RELEASE_SELECT};
 use crate::error::{Error, Result};
 use crate::model::{Build, Config, ConfigBody, Page, PageRequest, Process, Release, User, now};
-use crate::runtime::Desired;
 use crate::store::Conn;
 use crate::validate;
 
@@ -115,7 +114,7 @@ struct Current {
 
 fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
     let sql = format!(
-        "{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.failed = 0 ORDER BY r.version DESC LIMIT 1"
+        "{RELEASE_SELECT} WHERE r.app_uuid = $1 AND r.state <> 'failed' ORDER BY r.version DESC LIMIT 1"
     );
     let release = c
         .query_opt(&sql, &[app.app.uuid.as_str().into()])?
@@ -160,14 +159,14 @@ fn redacted(mut config: Config) -> Config {
     config
 }
 
-fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
+pub(super) fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
     let sql = format!("{CONFIG_SELECT} WHERE c.uuid = $1");
     c.query_opt(&sql, &[uuid.into()])?
         .map(|r| rows::config(&r))
         .ok_or_else(|| Error::Internal(format!("config {uuid} missing")))?
 }
 
-fn build_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Build> {
+pub(super) fn build_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Build> {
     let sql = format!("{BUILD_SELECT} WHERE b.uuid = $1");
     c.query_opt(&sql, &[uuid.into()])?
         .map(|r| rows::build(&r))
@@ -433,7 +432,7 @@ fn insert_release(
     let uuid = uuid::Uuid::new_v4().to_string();
     let t = now();
     c.execute(
-        "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '', $8, $9)",
+        "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '', $8, $9, 'pending')",
         &[
             uuid.as_str().into(),
             app.app.uuid.as_str().into(),
@@ -461,65 +460,7 @@ fn set_structure(c: &mut dyn Conn, app: &AppRow, structure: &BTreeMap<String, i6
     Ok(())
 }
 
-fn desired(
-    app: &str,
-    structure: &BTreeMap<String, i64>,
-    release: &Release,
-    build: Option<&Build>,
-    config: &ConfigBody,
-) -> Desired {
-    let mut env = config.values.clone();
-    if let Some(port) = build.and_then(|b| b.port) {
-        env.entry("PORT".to_string())
-            .or_insert_with(|| port.to_string());
-    }
-    Desired {
-        app: app.to_string(),
-        version: release.version,
-        image: build.map(|b| b.image.clone()),
-        procfile: build.map(|b| b.procfile.clone()).unwrap_or_default(),
-        env,
-        structure: structure.clone(),
-    }
-}
-
 impl Controller {
-    /// Rolls `desired` out; on failure marks `release` failed, restores `old_structure`
-    /// if given, and answers with the reason.
-    async fn roll_out(
-        &self,
-        app_uuid: String,
-        release: Option<&Release>,
-        desired: Desired,
-        old_structure: Option<BTreeMap<String, i64>>,
-    ) -> Result<()> {
-        let Err(e) = self.runtime.apply(&desired).await else {
-            return Ok(());
-        };
-        tracing::warn!(app = %desired.app, version = desired.version, error = %e, "rollout failed");
-        let release_uuid = release.map(|r| r.uuid.clone());
-        let reason = e.to_string();
-        self.store
-            .write(move |c| {
-                if let Some(uuid) = release_uuid {
-                    c.execute(
-                        "UPDATE releases SET failed = 1, exception = $1, updated = $2 WHERE uuid = $3",
-                        &[reason.as_str().into(), now().into(), uuid.into()],
-                    )?;
-                }
-                if let Some(s) = old_structure {
-                    let json = serde_json::to_string(&s).map_err(|e| Error::Internal(e.to_string()))?;
-                    c.execute("UPDATE apps SET structure = $1 WHERE uuid = $2", &[json.into(), app_uuid.into()])?;
-                }
-                Ok::<_, Error>(())
-            })
-            .await?;
-        Err(Error::Deploy(format!(
-            "{e}; the previous release keeps serving (see deis releases -a {})",
-            desired.app
-        )))
-    }
-
     /// The app's current config, as users see it: the registry password masked.
     pub async fn get_config(&self, caller: &User, app: &str) -> Result<Config> {
         Ok(redacted(self.config_with_secrets(caller, app).await?))
@@ -554,7 +495,7 @@ impl Controller {
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
         let (caller, name) = (caller.clone(), app.to_string());
-        let (config, release, want, app_uuid) = self
+        let (config, release, app_uuid) = self
             .store
             .write(move |c| {
                 let a = app_for(c, &caller, &name, Access::Use)?;
@@ -577,11 +518,10 @@ impl Controller {
                     &config.uuid,
                     summary,
                 )?;
-                let want = desired(&name, &a.app.structure, &release, cur.build.as_ref(), &body);
-                Ok((config, release, want, a.app.uuid))
+                Ok((config, release, a.app.uuid))
             })
             .await?;
-        self.roll_out(app_uuid, Some(&release), want, None).await?;
+        self.notify(&app_uuid);
         Ok(ConfigChange {
             config: redacted(config),
             release,
@@ -607,7 +547,7 @@ impl Controller {
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
         let (caller, name) = (caller.clone(), app.to_string());
-        let (b, release, want, app_uuid, old_structure) = self
+        let (b, release, app_uuid) = self
             .store
             .write(move |c| {
                 let a = app_for(c, &caller, &name, Access::Use)?;
@@ -637,12 +577,10 @@ impl Controller {
                 let body = body_of(&cur.config);
                 let summary = summarize(&caller.username, &cur, Some(&b), &body);
                 let release = insert_release(c, &a, &caller.username, Some(&b.uuid), &cur.config.uuid, summary)?;
-                let want = desired(&name, &structure, &release, Some(&b), &body);
-                Ok::<_, Error>((b, release, want, a.app.uuid.clone(), a.app.structure))
+                Ok::<_, Error>((b, release, a.app.uuid.clone()))
             })
             .await?;
-        self.roll_out(app_uuid, Some(&release), want, Some(old_structure))
-            .await?;
+        self.notify(&app_uuid);
         Ok((b, release))
     }
 
@@ -752,7 +690,7 @@ impl Controller {
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
         let (caller, name) = (caller.clone(), app.to_string());
-        let (release, want, app_uuid, old_structure) = self
+        let (release, app_uuid) = self
             .store
             .write(move |c| {
                 let a = app_for(c, &caller, &name, Access::Use)?;
@@ -792,7 +730,6 @@ impl Controller {
                     Some(b) => Some(build_by_uuid(c, b)?),
                     None => None,
                 };
-                let config = config_by_uuid(c, &target.config)?;
                 let structure = match &build {
                     Some(b) => structure_for_build(&a.app.structure, &b.procfile),
                     None => a.app.structure.clone(),
@@ -800,12 +737,10 @@ impl Controller {
                 set_structure(c, &a, &structure)?;
                 let summary = format!("{} rolled back to v{target_version}", caller.username);
                 let release = insert_release(c, &a, &caller.username, target.build.as_deref(), &target.config, summary)?;
-                let want = desired(&name, &structure, &release, build.as_ref(), &body_of(&config));
-                Ok((release, want, a.app.uuid.clone(), a.app.structure))
+                Ok((release, a.app.uuid.clone()))
             })
             .await?;
-        self.roll_out(app_uuid, Some(&release), want, Some(old_structure))
-            .await?;
+        self.notify(&app_uuid);
         Ok(release)
     }
 
@@ -836,7 +771,7 @@ impl Controller {
         let lock = self.deploy_lock(app);
         let _held = lock.lock().await;
         let (caller, name) = (caller.clone(), app.to_string());
-        let (structure, want, app_uuid, old) = self
+        let (structure, app_uuid) = self
             .store
             .write(move |c| {
                 let a = app_for(c, &caller, &name, Access::Use)?;
@@ -859,11 +794,10 @@ impl Controller {
                 let mut structure = a.app.structure.clone();
                 structure.extend(counts);
                 set_structure(c, &a, &structure)?;
-                let want = desired(&name, &structure, &cur.release, cur.build.as_ref(), &body_of(&cur.config));
-                Ok((structure, want, a.app.uuid.clone(), a.app.structure))
+                Ok((structure, a.app.uuid.clone()))
             })
             .await?;
-        self.roll_out(app_uuid, None, want, Some(old)).await?;
+        self.notify(&app_uuid);
         Ok(structure)
     }
 
@@ -878,11 +812,14 @@ impl Controller {
         self.store
             .read(move |c| app_for(c, &c1, &name, Access::Use).map(|_| ()))
             .await?;
-        let mut procs = self
+        let mut procs: Vec<Process> = self
             .runtime
             .processes(app)
             .await
-            .map_err(|e| Error::Unavailable(format!("the runtime did not answer: {e}")))?;
+            .map_err(|e| Error::Unavailable(format!("the runtime did not answer for {app}: {e}")))?
+            .into_iter()
+            .map(Process::from)
+            .collect();
         if let Some(k) = kind {
             procs.retain(|p| p.kind == k);
         }
@@ -907,6 +844,7 @@ mod tests {
                 summary: String::new(),
                 failed: false,
                 exception: String::new(),
+                state: "deployed".into(),
                 created: String::new(),
                 updated: String::new(),
             },

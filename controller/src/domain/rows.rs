@@ -127,7 +127,7 @@ pub(crate) fn build(r: &Row) -> Result<Build> {
     })
 }
 
-pub(crate) const RELEASE_SELECT: &str = "SELECT r.uuid, a.name, r.version, r.owner, r.build_uuid, r.config_uuid, r.summary, r.failed, r.exception, r.created, r.updated FROM releases r JOIN apps a ON a.uuid = r.app_uuid";
+pub(crate) const RELEASE_SELECT: &str = "SELECT r.uuid, a.name, r.version, r.owner, r.build_uuid, r.config_uuid, r.summary, r.failed, r.exception, r.created, r.updated, r.state FROM releases r JOIN apps a ON a.uuid = r.app_uuid";
 
 pub(crate) fn release(r: &Row) -> Release {
     Release {
@@ -140,6 +140,7 @@ pub(crate) fn release(r: &Row) -> Release {
         summary: r.text(6),
         failed: r.bool(7),
         exception: r.text(8),
+        state: r.text(11),
         created: api_time(&r.text(9)),
         updated: api_time(&r.text(10)),
     }

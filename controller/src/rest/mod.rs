@@ -18,6 +18,7 @@
 //! - `formation`: `/v2/apps/<app>/scale` and `/v2/apps/<app>/pods`
 //! - `perms`: `/v2/apps/<app>/perms` and `/v2/admin/perms`
 //! - `logs`: `/v2/apps/<app>/logs` (tail, follow, search)
+//! - `routing`: `/v2/apps/<app>/{domains,settings,whitelist,tls,run}` and pod restarts
 //! - `hooks`: `/v2/hooks/*`, the builder's calls (`X-Deis-Builder-Auth`)
 
 mod apps;
@@ -30,6 +31,7 @@ mod keys;
 mod logs;
 mod perms;
 mod releases;
+mod routing;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -305,6 +307,7 @@ pub fn router(state: RestState) -> Router {
         .merge(config::routes())
         .merge(builds::routes())
         .merge(releases::routes())
+        .merge(routing::routes())
         .merge(formation::routes())
         .merge(perms::routes())
         .merge(hooks::routes())

@@ -94,6 +94,58 @@ CREATE TABLE settings (
     r#"
 ALTER TABLE builds ADD COLUMN port BIGINT NOT NULL DEFAULT 0;
 "#,
+    // Releases are recorded first and rolled out by the reconcile loop: each has a state
+    // (`pending`, `deployed`, `failed`). Releases from before the loop were rolled out inside
+    // their request, so they count as deployed unless they failed.
+    // A deploy lease per app serializes rollouts across controllers sharing one database.
+    r#"
+ALTER TABLE releases ADD COLUMN state TEXT NOT NULL DEFAULT 'deployed';
+UPDATE releases SET state = 'failed' WHERE failed <> 0;
+CREATE INDEX releases_app_state ON releases (app_uuid, state, version);
+CREATE TABLE deploy_leases (
+    app_uuid TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires BIGINT NOT NULL
+);
+"#,
+    // What the router needs per app: custom domains, certificates attached to them, and the
+    // app's settings (maintenance, routable, whitelist, label, autoscale, https enforced).
+    r#"
+CREATE TABLE certs (
+    uuid TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    owner_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    certificate TEXT NOT NULL,
+    key TEXT NOT NULL,
+    common_name TEXT NOT NULL,
+    san TEXT NOT NULL DEFAULT '[]',
+    fingerprint TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    starts TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE domains (
+    uuid TEXT PRIMARY KEY,
+    app_uuid TEXT NOT NULL REFERENCES apps(uuid) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    domain TEXT NOT NULL UNIQUE,
+    cert_uuid TEXT REFERENCES certs(uuid) ON DELETE SET NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX domains_app ON domains (app_uuid);
+CREATE TABLE app_settings (
+    app_uuid TEXT PRIMARY KEY REFERENCES apps(uuid) ON DELETE CASCADE,
+    uuid TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date.
