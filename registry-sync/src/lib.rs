@@ -55,10 +55,10 @@ pub fn authenticator(auth: &AuthConfig) -> Result<auth::Authenticator> {
         )?)),
         None => None,
     };
-    Ok(auth::Authenticator::new(
-        check,
-        auth.node_credential.clone(),
-    ))
+    Ok(
+        auth::Authenticator::new(check, auth.node_credential.clone())
+            .with_builder_key(&auth.builder_key),
+    )
 }
 
 /// registry-sync's already bound listeners.
