@@ -61,7 +61,11 @@ pub fn materialize_builtin(name: &str, root: &Path) -> Result<Buildpack> {
     let dir = root.join(format!("builtin-{name}"));
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| Error::io("create", bin.display().to_string(), e))?;
-    for (file, text) in [("detect", detect), ("compile", compile), ("release", release)] {
+    for (file, text) in [
+        ("detect", detect),
+        ("compile", compile),
+        ("release", release),
+    ] {
         let p = bin.join(file);
         std::fs::write(&p, text).map_err(|e| Error::io("write", p.display().to_string(), e))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
@@ -102,7 +106,10 @@ pub fn parse_buildpack_url(value: &str) -> Result<(String, Option<String>)> {
         Some((u, r)) => (u, Some(r)),
         None => (value, None),
     };
-    if url.is_empty() || url.starts_with('-') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if url.is_empty()
+        || url.starts_with('-')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad("not a git URL or path"));
     }
     let ok_scheme = ["https://", "http://", "git://", "ssh://", "file://"]
@@ -111,12 +118,16 @@ pub fn parse_buildpack_url(value: &str) -> Result<(String, Option<String>)> {
         || url.starts_with('/')
         || (url.contains('@') && url.contains(':'));
     if !ok_scheme {
-        return Err(bad("use an https://, http://, git://, ssh:// or file:// URL or an absolute path"));
+        return Err(bad(
+            "use an https://, http://, git://, ssh:// or file:// URL or an absolute path",
+        ));
     }
     if let Some(r) = r
         && (r.is_empty()
             || r.starts_with('-')
-            || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b)))
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b)))
     {
         return Err(bad("the #ref must be a branch, tag or commit"));
     }
@@ -133,9 +144,12 @@ pub async fn fetch(value: &str, root: &Path, out: &Output, limits: Limits) -> Re
     let dir = root.join("buildpack-url");
     let _ = out.send(format!("-----> Fetching buildpack {value}")).await;
     let mut clone = Command::new("git");
-    clone
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .args(["-c", "advice.detachedHead=false", "clone", "--quiet"]);
+    clone.env("GIT_TERMINAL_PROMPT", "0").args([
+        "-c",
+        "advice.detachedHead=false",
+        "clone",
+        "--quiet",
+    ]);
     if r.is_none() {
         clone.args(["--depth", "1"]);
     }
@@ -149,7 +163,14 @@ pub async fn fetch(value: &str, root: &Path, out: &Output, limits: Limits) -> Re
     }
     if let Some(r) = &r {
         let mut co = Command::new("git");
-        co.arg("-C").arg(&dir).args(["-c", "advice.detachedHead=false", "checkout", "--quiet", r, "--"]);
+        co.arg("-C").arg(&dir).args([
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            r,
+            "--",
+        ]);
         let res = run_step("git checkout", co, out, "       ", false, limits).await?;
         if !res.status.success() {
             return Err(Error::Buildpack(format!(
@@ -172,7 +193,10 @@ pub async fn fetch(value: &str, root: &Path, out: &Output, limits: Limits) -> Re
 pub fn script(bp: &Buildpack, script: &str, env: &BTreeMap<String, String>) -> Command {
     let mut c = Command::new(bp.dir.join("bin").join(script));
     c.env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+        .env(
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+        )
         .env("LANG", "C.UTF-8")
         .envs(env)
         .current_dir(&bp.dir);
@@ -191,7 +215,15 @@ pub async fn detect(
     for bp in candidates {
         let mut c = script(bp, "detect", env);
         c.arg(build_dir);
-        let res = run_step(&format!("{} bin/detect", bp.name), c, out, "       ", true, limits).await?;
+        let res = run_step(
+            &format!("{} bin/detect", bp.name),
+            c,
+            out,
+            "       ",
+            true,
+            limits,
+        )
+        .await?;
         if res.status.success() {
             let name = res
                 .captured
@@ -259,7 +291,9 @@ pub fn parse_release(yaml: &str) -> Result<BTreeMap<String, String>> {
 
 fn unquote(s: &str) -> String {
     let b = s.as_bytes();
-    if b.len() >= 2 && ((b[0] == b'"' && b[b.len() - 1] == b'"') || (b[0] == b'\'' && b[b.len() - 1] == b'\'')) {
+    if b.len() >= 2
+        && ((b[0] == b'"' && b[b.len() - 1] == b'"') || (b[0] == b'\'' && b[b.len() - 1] == b'\''))
+    {
         let inner = &s[1..s.len() - 1];
         if b[0] == b'"' {
             return inner.replace("\\\"", "\"").replace("\\\\", "\\");
@@ -284,7 +318,10 @@ pub fn merge_process_types(
 }
 
 /// Reads and parses `BUILD_DIR/Procfile`, if there is one; errors carry the line number.
-pub fn read_procfile(build_dir: &Path, max: u64) -> Result<Option<workflow_types::procfile::Procfile>> {
+pub fn read_procfile(
+    build_dir: &Path,
+    max: u64,
+) -> Result<Option<workflow_types::procfile::Procfile>> {
     let p = build_dir.join("Procfile");
     let meta = match std::fs::symlink_metadata(&p) {
         Ok(m) => m,
@@ -336,7 +373,11 @@ mod tests {
         assert_eq!(t["worker"], "bin/work");
         assert!(parse_release("--- {}\n").unwrap().is_empty());
         assert!(parse_release("").unwrap().is_empty());
-        assert!(parse_release("default_process_types: {}\n").unwrap().is_empty());
+        assert!(
+            parse_release("default_process_types: {}\n")
+                .unwrap()
+                .is_empty()
+        );
         let e = parse_release("default_process_types:\n  web bin/x\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = parse_release("default_process_types:\n  Bad_Type: x\n").unwrap_err();
@@ -366,17 +407,32 @@ mod tests {
         assert!(e.to_string().contains("line 3"), "{e}");
         std::fs::write(d.path().join("Procfile"), "web: ok\n").unwrap();
         assert_eq!(read_procfile(d.path(), 1 << 20).unwrap().unwrap().len(), 1);
-        assert!(read_procfile(tempfile::tempdir().unwrap().path(), 10).unwrap().is_none());
+        assert!(
+            read_procfile(tempfile::tempdir().unwrap().path(), 10)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn buildpack_urls_are_checked() {
         assert_eq!(
             parse_buildpack_url("https://github.com/x/bp.git#v1.2").unwrap(),
-            ("https://github.com/x/bp.git".to_string(), Some("v1.2".to_string()))
+            (
+                "https://github.com/x/bp.git".to_string(),
+                Some("v1.2".to_string())
+            )
         );
         assert_eq!(parse_buildpack_url("/opt/bp").unwrap().1, None);
-        for bad in ["", "--upload-pack=evil", "ftp://x", "https://x#-b", "https://x#", "https://a b", "relative/path"] {
+        for bad in [
+            "",
+            "--upload-pack=evil",
+            "ftp://x",
+            "https://x#-b",
+            "https://x#",
+            "https://a b",
+            "relative/path",
+        ] {
             let e = parse_buildpack_url(bad).unwrap_err();
             assert!(e.to_string().contains("BUILDPACK_URL"), "{bad:?}: {e}");
         }
@@ -387,7 +443,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cfg = BTreeMap::from([("A_B".to_string(), "1 2".to_string())]);
         write_env_dir(&d.path().join("env"), &cfg).unwrap();
-        assert_eq!(std::fs::read_to_string(d.path().join("env/A_B")).unwrap(), "1 2");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("env/A_B")).unwrap(),
+            "1 2"
+        );
         for bad in ["../x", "a/b", "", "1A", "A-B"] {
             let cfg = BTreeMap::from([(bad.to_string(), "v".to_string())]);
             let e = write_env_dir(&d.path().join("env2"), &cfg).unwrap_err();
@@ -404,16 +463,34 @@ mod tests {
             materialize_builtin("procfile", root.path()).unwrap(),
         ];
         let (tx, _rx) = tokio::sync::mpsc::channel(64);
-        let limits = Limits { timeout: std::time::Duration::from_secs(30), max_output: 1 << 20 };
+        let limits = Limits {
+            timeout: std::time::Duration::from_secs(30),
+            max_output: 1 << 20,
+        };
         let env = BTreeMap::new();
-        let e = detect(&candidates, app.path(), &env, &tx, limits).await.unwrap_err();
-        assert!(e.to_string().contains("builtin:static, builtin:procfile"), "{e}");
+        let e = detect(&candidates, app.path(), &env, &tx, limits)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("builtin:static, builtin:procfile"),
+            "{e}"
+        );
         std::fs::write(app.path().join("Procfile"), "web: x\n").unwrap();
-        let (bp, name) = detect(&candidates, app.path(), &env, &tx, limits).await.unwrap();
-        assert_eq!((bp.name.as_str(), name.as_str()), ("builtin:procfile", "Procfile"));
+        let (bp, name) = detect(&candidates, app.path(), &env, &tx, limits)
+            .await
+            .unwrap();
+        assert_eq!(
+            (bp.name.as_str(), name.as_str()),
+            ("builtin:procfile", "Procfile")
+        );
         // Both detect: the first in the list wins.
         std::fs::write(app.path().join("index.html"), "<p>hi</p>").unwrap();
-        let (bp, name) = detect(&candidates, app.path(), &env, &tx, limits).await.unwrap();
-        assert_eq!((bp.name.as_str(), name.as_str()), ("builtin:static", "Static HTML"));
+        let (bp, name) = detect(&candidates, app.path(), &env, &tx, limits)
+            .await
+            .unwrap();
+        assert_eq!(
+            (bp.name.as_str(), name.as_str()),
+            ("builtin:static", "Static HTML")
+        );
     }
 }

@@ -65,7 +65,9 @@ pub async fn build(
         let skip = |rel: &str| {
             rel == ".git"
                 || (rel != "Dockerfile"
-                    && patterns.iter().any(|p| source::ignore_matches(&format!("/{p}"), rel)))
+                    && patterns
+                        .iter()
+                        .any(|p| source::ignore_matches(&format!("/{p}"), rel)))
         };
         layer::write_layer_filtered(&root, "", &skip, &ctx)
     })
@@ -137,7 +139,11 @@ pub async fn build(
         ..Default::default()
     });
     let name = format!("{}/{}", pusher.host(), req.app);
-    let mut push = docker.push_image(&name, Some(PushImageOptionsBuilder::new().tag(&tag).build()), creds);
+    let mut push = docker.push_image(
+        &name,
+        Some(PushImageOptionsBuilder::new().tag(&tag).build()),
+        creds,
+    );
     while let Some(item) = push.next().await {
         let info = item.map_err(|e| Error::Docker(format!("push of {image}: {e}")))?;
         if let Some(detail) = info.error_detail {
@@ -148,7 +154,9 @@ pub async fn build(
         }
     }
     // Read the manifest back from the registry: its digest is what the release records.
-    let (manifest, digest) = pusher.pull_manifest_raw(&pusher.reference(&req.app, &tag)).await?;
+    let (manifest, digest) = pusher
+        .pull_manifest_raw(&pusher.reference(&req.app, &tag))
+        .await?;
     let m: serde_json::Value = serde_json::from_slice(&manifest).map_err(|e| Error::Registry {
         op: "read manifest",
         target: image.clone(),

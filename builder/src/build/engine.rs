@@ -77,9 +77,15 @@ fn validate_request(r: &BuildRequest) -> Result<()> {
         .map_err(|e| Error::invalid("app name", &r.app, e.to_string()))?;
     let id_ok = !r.app_id.is_empty()
         && r.app_id.len() <= 64
-        && r.app_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && r.app_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !id_ok {
-        return Err(Error::invalid("app id", &r.app_id, "must be 1-64 of [A-Za-z0-9_-]"));
+        return Err(Error::invalid(
+            "app id",
+            &r.app_id,
+            "must be 1-64 of [A-Za-z0-9_-]",
+        ));
     }
     let sha_ok = (7..=64).contains(&r.sha.len()) && r.sha.bytes().all(|b| b.is_ascii_hexdigit());
     if !sha_ok {
@@ -131,13 +137,26 @@ impl Engine {
         let work = tempfile::Builder::new()
             .prefix("wf-build-")
             .tempdir_in(&self.settings.work_dir)
-            .map_err(|e| Error::io("create work dir", self.settings.work_dir.display().to_string(), e))?;
+            .map_err(|e| {
+                Error::io(
+                    "create work dir",
+                    self.settings.work_dir.display().to_string(),
+                    e,
+                )
+            })?;
         let src = req.source_dir.clone();
         let max = self.settings.max_file_size;
         tokio::task::spawn_blocking(move || source::check_tree(&src, max))
             .await
             .map_err(|e| Error::Buildpack(format!("check tree: {e}")))??;
-        source::archive_source(&self.store, &req.source_dir, work.path(), &req.app_id, &req.sha).await?;
+        source::archive_source(
+            &self.store,
+            &req.source_dir,
+            work.path(),
+            &req.app_id,
+            &req.sha,
+        )
+        .await?;
         let dockerfile = std::fs::symlink_metadata(req.source_dir.join("Dockerfile"))
             .map(|m| m.is_file())
             .unwrap_or(false);
@@ -161,7 +180,10 @@ impl Engine {
             .map_err(|e| Error::Buildpack(format!("slugignore: {e}")))??;
         if !removed.is_empty() {
             let _ = out
-                .send(format!("-----> Removed {} path(s) named in .slugignore", removed.len()))
+                .send(format!(
+                    "-----> Removed {} path(s) named in .slugignore",
+                    removed.len()
+                ))
                 .await;
         }
         let packs_dir = work.join("buildpacks");
@@ -178,7 +200,8 @@ impl Engine {
             ("SOURCE_VERSION".to_string(), req.sha.clone()),
             ("STACK".to_string(), "workflow".to_string()),
         ]);
-        let (bp, name) = buildpack::detect(&candidates, &build_dir, &env, out, self.limits()).await?;
+        let (bp, name) =
+            buildpack::detect(&candidates, &build_dir, &env, out, self.limits()).await?;
         let _ = out.send(format!("-----> {name} app detected")).await;
 
         // The cache: restored before compile, saved after.
@@ -186,19 +209,24 @@ impl Engine {
         std::fs::create_dir_all(&cache_dir)
             .map_err(|e| Error::io("create", cache_dir.display().to_string(), e))?;
         let key = cache_key(&req.app_id);
-        match self.store.head(&key).await? {
-            Some(_) => {
-                source::download_and_unpack(&self.store, &key, &cache_dir).await?;
-                let _ = out.send("-----> Restoring cache".to_string()).await;
-            }
-            None => {}
+        if self.store.head(&key).await?.is_some() {
+            source::download_and_unpack(&self.store, &key, &cache_dir).await?;
+            let _ = out.send("-----> Restoring cache".to_string()).await;
         }
         let env_dir = work.join("env");
         buildpack::write_env_dir(&env_dir, &req.config)?;
 
         let mut compile = buildpack::script(&bp, "compile", &env);
         compile.arg(&build_dir).arg(&cache_dir).arg(&env_dir);
-        let res = run_step(&format!("{} bin/compile", bp.name), compile, out, "       ", false, self.limits()).await?;
+        let res = run_step(
+            &format!("{} bin/compile", bp.name),
+            compile,
+            out,
+            "       ",
+            false,
+            self.limits(),
+        )
+        .await?;
         if !res.status.success() {
             return Err(Error::Buildpack(format!(
                 "{name} app: bin/compile of {} failed ({})",
@@ -208,9 +236,20 @@ impl Engine {
         let mut release = buildpack::script(&bp, "release", &env);
         release.arg(&build_dir);
         let defaults = if bp.dir.join("bin/release").is_file() {
-            let res = run_step(&format!("{} bin/release", bp.name), release, out, "       ", true, self.limits()).await?;
+            let res = run_step(
+                &format!("{} bin/release", bp.name),
+                release,
+                out,
+                "       ",
+                true,
+                self.limits(),
+            )
+            .await?;
             if !res.status.success() {
-                return Err(Error::Buildpack(format!("bin/release of {} failed ({})", bp.name, res.status)));
+                return Err(Error::Buildpack(format!(
+                    "bin/release of {} failed ({})",
+                    bp.name, res.status
+                )));
             }
             buildpack::parse_release(&res.captured.join("\n"))?
         } else {
@@ -236,14 +275,18 @@ impl Engine {
             .map_err(|e| Error::Buildpack(format!("check tree: {e}")))??;
         let _ = out.send("-----> Compressing...".to_string()).await;
         let (bd, lp) = (build_dir.clone(), work.join("app.tar.gz"));
-        let app_layer = tokio::task::spawn_blocking(move || layer::write_layer(&bd, "app", &[".git"], &lp))
-            .await
-            .map_err(|e| Error::Buildpack(format!("write layer: {e}")))??;
-        let _ = out.send(format!("       Done: {} bytes", app_layer.size)).await;
+        let app_layer =
+            tokio::task::spawn_blocking(move || layer::write_layer(&bd, "app", &[".git"], &lp))
+                .await
+                .map_err(|e| Error::Buildpack(format!("write layer: {e}")))??;
+        let _ = out
+            .send(format!("       Done: {} bytes", app_layer.size))
+            .await;
         let (cd, cp) = (cache_dir.clone(), work.join("cache.tar.gz"));
-        let cache_archive = tokio::task::spawn_blocking(move || layer::write_layer(&cd, "", &[], &cp))
-            .await
-            .map_err(|e| Error::Buildpack(format!("write cache: {e}")))??;
+        let cache_archive =
+            tokio::task::spawn_blocking(move || layer::write_layer(&cd, "", &[], &cp))
+                .await
+                .map_err(|e| Error::Buildpack(format!("write cache: {e}")))??;
 
         let stack = match &self.settings.stack_image {
             Some(s) => Some(Stack::fetch(&self.pusher, s).await?),
@@ -262,12 +305,28 @@ impl Engine {
             labels: BTreeMap::from([(image::LABEL_BUILDPACK.to_string(), bp.name.clone())]),
             port: None,
         };
-        let _ = out.send(format!("-----> Pushing image to {}/{}", self.pusher.host(), req.app)).await;
+        let _ = out
+            .send(format!(
+                "-----> Pushing image to {}/{}",
+                self.pusher.host(),
+                req.app
+            ))
+            .await;
         let tag = format!("git-{}", &req.sha[..req.sha.len().min(12)]);
-        let pushed = image::push_image(&self.pusher, &req.app, &tag, &spec, stack.as_ref(), &[app_layer]).await?;
+        let pushed = image::push_image(
+            &self.pusher,
+            &req.app,
+            &tag,
+            &spec,
+            stack.as_ref(),
+            &[app_layer],
+        )
+        .await?;
         // The cache is saved only once the image is in: a failed build leaves the old cache.
         source::put_file(&self.store, &key, &cache_archive.path).await?;
-        let _ = out.send(format!("-----> Done: {}@{}", req.app, pushed.digest)).await;
+        let _ = out
+            .send(format!("-----> Done: {}@{}", req.app, pushed.digest))
+            .await;
         Ok(BuiltImage {
             reference: format!("{}/{}@{}", self.pusher.host(), req.app, pushed.digest),
             digest: pushed.digest,
@@ -282,7 +341,11 @@ impl Engine {
 
 #[async_trait::async_trait]
 impl ImageBuilder for Engine {
-    async fn build(&self, request: &BuildRequest, out: &Output) -> std::result::Result<BuiltImage, String> {
+    async fn build(
+        &self,
+        request: &BuildRequest,
+        out: &Output,
+    ) -> std::result::Result<BuiltImage, String> {
         match self.run(request, out).await {
             Ok(b) => Ok(b),
             Err(e) => {

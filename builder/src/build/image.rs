@@ -42,11 +42,12 @@ impl Stack {
         let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
         let r = pusher.reference(repo, tag);
         let (manifest, _digest, config) = pusher.pull_manifest_and_config(&r).await?;
-        let cfg: ImageConfiguration = serde_json::from_str(&config).map_err(|e| Error::Registry {
-            op: "read stack config",
-            target: reference.to_string(),
-            message: e.to_string(),
-        })?;
+        let cfg: ImageConfiguration =
+            serde_json::from_str(&config).map_err(|e| Error::Registry {
+                op: "read stack config",
+                target: reference.to_string(),
+                message: e.to_string(),
+            })?;
         Ok(Stack {
             repository: repo.to_string(),
             layers: manifest.layers,
@@ -88,7 +89,9 @@ pub fn canonical_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
                 pairs.sort_by(|a, b| a.0.cmp(&b.0));
                 serde_json::Value::Object(pairs.into_iter().map(|(k, v)| (k, sort(v))).collect())
             }
-            serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sort).collect()),
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.into_iter().map(sort).collect())
+            }
             other => other,
         }
     }
@@ -252,7 +255,10 @@ mod tests {
         ImageSpec {
             env: vec!["PATH=/app/bin:/usr/bin:/bin".into(), "HOME=/app".into()],
             working_dir: "/app".into(),
-            process_types: BTreeMap::from([("web".into(), "bin/web".into()), ("a".into(), "x".into())]),
+            process_types: BTreeMap::from([
+                ("web".into(), "bin/web".into()),
+                ("a".into(), "x".into()),
+            ]),
             sha: "abc".into(),
             kind: BuildKind::Buildpack,
             labels: BTreeMap::from([("z".into(), "1".into()), ("b".into(), "2".into())]),
@@ -273,12 +279,19 @@ mod tests {
     fn config_and_manifest_are_canonical_and_carry_the_labels() {
         let a = config_json(&spec(), None, &[layer()]).unwrap();
         for _ in 0..5 {
-            assert_eq!(config_json(&spec(), None, &[layer()]).unwrap(), a, "label order leaked");
+            assert_eq!(
+                config_json(&spec(), None, &[layer()]).unwrap(),
+                a,
+                "label order leaked"
+            );
         }
         let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
         assert_eq!(v["config"]["Labels"][LABEL_REVISION], "abc");
         assert_eq!(v["config"]["Labels"][LABEL_KIND], "buildpack");
-        assert_eq!(v["config"]["Labels"][LABEL_PROCESS_TYPES], r#"{"a":"x","web":"bin/web"}"#);
+        assert_eq!(
+            v["config"]["Labels"][LABEL_PROCESS_TYPES],
+            r#"{"a":"x","web":"bin/web"}"#
+        );
         assert_eq!(v["config"]["WorkingDir"], "/app");
         assert_eq!(v["rootfs"]["diff_ids"][0], layer().diff_id);
         assert!(v.get("created").is_none());

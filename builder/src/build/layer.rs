@@ -184,13 +184,15 @@ fn append_dir<W: Write>(
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_mode(0o777);
             h.set_size(0);
-            builder.append_link(&mut h, &in_tar, &target).map_err(werr)?;
+            builder
+                .append_link(&mut h, &in_tar, &target)
+                .map_err(werr)?;
         } else if ft.is_file() {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(normal_mode(meta.permissions().mode()));
             h.set_size(meta.len());
-            let f = File::open(&full)
-                .map_err(|e| Error::io("open", full.display().to_string(), e))?;
+            let f =
+                File::open(&full).map_err(|e| Error::io("open", full.display().to_string(), e))?;
             // Read at most the size announced in the header, so a file growing meanwhile
             // cannot corrupt the archive.
             use std::io::Read as _;
@@ -279,16 +281,19 @@ mod tests {
                 assert_eq!(h.mode().unwrap(), 0o755);
             }
             if name == "app/start" {
-                assert_eq!(
-                    e.link_name().unwrap().unwrap().to_string_lossy(),
-                    "bin/run"
-                );
+                assert_eq!(e.link_name().unwrap().unwrap().to_string_lossy(), "bin/run");
             }
             names.push(name);
         }
         assert_eq!(
             names,
-            ["app/", "app/Procfile", "app/bin/", "app/bin/run", "app/start"]
+            [
+                "app/",
+                "app/Procfile",
+                "app/bin/",
+                "app/bin/run",
+                "app/start"
+            ]
         );
         assert_eq!(l.size, std::fs::metadata(&l.path).unwrap().len());
     }

@@ -161,8 +161,11 @@ impl Pusher {
                 let f = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| Error::io("open layer", path.display().to_string(), e))?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024)
-                    .map(|r| r.map_err(|e| oci_client::errors::OciDistributionError::GenericError(Some(e.to_string()))));
+                let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(|r| {
+                    r.map_err(|e| {
+                        oci_client::errors::OciDistributionError::GenericError(Some(e.to_string()))
+                    })
+                });
                 self.client
                     .push_blob_stream(reference, stream, &digest, Some(size))
                     .await
@@ -173,7 +176,12 @@ impl Pusher {
     }
 
     /// Mounts `digest` from repository `from` into `reference`'s repository (stack layers).
-    pub async fn mount_blob(&self, reference: &Reference, from: &Reference, digest: &str) -> Result<()> {
+    pub async fn mount_blob(
+        &self,
+        reference: &Reference,
+        from: &Reference,
+        digest: &str,
+    ) -> Result<()> {
         if self
             .client
             .blob_exists(reference, digest)
@@ -185,7 +193,13 @@ impl Pusher {
         self.client
             .mount_blob(reference, from, digest)
             .await
-            .map_err(|e| Self::err("mount blob", &format!("{} from {}", digest, from.repository()), e))
+            .map_err(|e| {
+                Self::err(
+                    "mount blob",
+                    &format!("{} from {}", digest, from.repository()),
+                    e,
+                )
+            })
     }
 
     /// Pushes a manifest (raw bytes, so its digest is the digest of exactly these bytes);
@@ -229,7 +243,10 @@ impl Pusher {
             .pull_manifest_raw(
                 reference,
                 &self.auth(),
-                &[MANIFEST_MEDIA_TYPE, "application/vnd.docker.distribution.manifest.v2+json"],
+                &[
+                    MANIFEST_MEDIA_TYPE,
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                ],
             )
             .await
             .map_err(|e| Self::err("pull manifest", &reference.whole(), e))?;

@@ -194,9 +194,16 @@ mod tests {
     #[tokio::test]
     async fn lines_are_indented_and_stdout_can_be_captured() {
         let (tx, mut rx) = mpsc::channel(16);
-        let r = run_step("t", sh("echo one; echo two >&2; exit 3"), &tx, "       ", false, LIMITS)
-            .await
-            .unwrap();
+        let r = run_step(
+            "t",
+            sh("echo one; echo two >&2; exit 3"),
+            &tx,
+            "       ",
+            false,
+            LIMITS,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status.code(), Some(3));
         drop(tx);
         let mut lines = Vec::new();
@@ -206,7 +213,9 @@ mod tests {
         lines.sort();
         assert_eq!(lines, ["       one", "       two"]);
         let (tx, _rx) = mpsc::channel(16);
-        let r = run_step("t", sh("printf 'a\\nb'"), &tx, "", true, LIMITS).await.unwrap();
+        let r = run_step("t", sh("printf 'a\\nb'"), &tx, "", true, LIMITS)
+            .await
+            .unwrap();
         assert_eq!(r.captured, ["a", "b"]);
     }
 
@@ -217,8 +226,13 @@ mod tests {
         let marker = dir.path().join("alive");
         // The grandchild would write the marker after the step was killed.
         let script = format!("(sleep 2; touch {}) & sleep 600", marker.display());
-        let limits = Limits { timeout: Duration::from_millis(300), ..LIMITS };
-        let e = run_step("compile", sh(&script), &tx, "", false, limits).await.unwrap_err();
+        let limits = Limits {
+            timeout: Duration::from_millis(300),
+            ..LIMITS
+        };
+        let e = run_step("compile", sh(&script), &tx, "", false, limits)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("compile timed out"), "{e}");
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!marker.exists(), "a child of the step survived the timeout");
@@ -228,17 +242,34 @@ mod tests {
     async fn a_flood_of_output_is_cut() {
         let (tx, mut rx) = mpsc::channel(1024);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let limits = Limits { max_output: 100_000, ..LIMITS };
-        let e = run_step("compile", sh("yes xxxxxxxxxxxxxxxxxxxxxxxx"), &tx, "", false, limits)
-            .await
-            .unwrap_err();
+        let limits = Limits {
+            max_output: 100_000,
+            ..LIMITS
+        };
+        let e = run_step(
+            "compile",
+            sh("yes xxxxxxxxxxxxxxxxxxxxxxxx"),
+            &tx,
+            "",
+            false,
+            limits,
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("more than 100000 bytes"), "{e}");
         // One endless line without a newline is cut too.
         let (tx, mut rx) = mpsc::channel(1024);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let e = run_step("compile", sh("tr '\\0' x < /dev/zero"), &tx, "", false, limits)
-            .await
-            .unwrap_err();
+        let e = run_step(
+            "compile",
+            sh("tr '\\0' x < /dev/zero"),
+            &tx,
+            "",
+            false,
+            limits,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Error::OutputLimit { .. }), "{e}");
     }
 }

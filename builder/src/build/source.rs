@@ -24,9 +24,16 @@ pub fn check_tree(root: &Path, max_file: u64) -> Result<u64> {
     Ok(total)
 }
 
-fn check_dir(root: &Path, rel: &Path, max_file: u64, count: &mut usize, total: &mut u64) -> Result<()> {
+fn check_dir(
+    root: &Path,
+    rel: &Path,
+    max_file: u64,
+    count: &mut usize,
+    total: &mut u64,
+) -> Result<()> {
     let dir = root.join(rel);
-    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("read dir", dir.display().to_string(), e))?;
+    let rd =
+        std::fs::read_dir(&dir).map_err(|e| Error::io("read dir", dir.display().to_string(), e))?;
     for entry in rd {
         let entry = entry.map_err(|e| Error::io("read dir", dir.display().to_string(), e))?;
         let rel_path = rel.join(entry.file_name());
@@ -35,7 +42,9 @@ fn check_dir(root: &Path, rel: &Path, max_file: u64, count: &mut usize, total: &
         }
         *count += 1;
         if *count > MAX_ENTRIES {
-            return Err(Error::Hostile(format!("the tree has more than {MAX_ENTRIES} entries")));
+            return Err(Error::Hostile(format!(
+                "the tree has more than {MAX_ENTRIES} entries"
+            )));
         }
         let meta = std::fs::symlink_metadata(entry.path())
             .map_err(|e| Error::io("stat", rel_path.display().to_string(), e))?;
@@ -100,9 +109,14 @@ pub fn link_stays_inside(link: &Path, target: &Path) -> bool {
 pub fn apply_slugignore(root: &Path) -> Result<Vec<PathBuf>> {
     let file = root.join(".slugignore");
     let text = match std::fs::symlink_metadata(&file) {
-        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read_to_string(&file)
-            .map_err(|e| Error::io("read", ".slugignore", e))?,
-        Ok(_) => return Err(Error::Hostile(".slugignore must be a regular file under 1 MiB".into())),
+        Ok(m) if m.is_file() && m.len() <= 1 << 20 => {
+            std::fs::read_to_string(&file).map_err(|e| Error::io("read", ".slugignore", e))?
+        }
+        Ok(_) => {
+            return Err(Error::Hostile(
+                ".slugignore must be a regular file under 1 MiB".into(),
+            ));
+        }
         Err(_) => return Ok(Vec::new()),
     };
     let patterns: Vec<&str> = text
@@ -115,7 +129,12 @@ pub fn apply_slugignore(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-fn walk_ignore(root: &Path, rel: &Path, patterns: &[&str], removed: &mut Vec<PathBuf>) -> Result<()> {
+fn walk_ignore(
+    root: &Path,
+    rel: &Path,
+    patterns: &[&str],
+    removed: &mut Vec<PathBuf>,
+) -> Result<()> {
     let dir = root.join(rel);
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| Error::io("read dir", dir.display().to_string(), e))?
@@ -139,7 +158,10 @@ fn walk_ignore(root: &Path, rel: &Path, patterns: &[&str], removed: &mut Vec<Pat
             }
             .map_err(|e| Error::io("remove", rel_str.to_string(), e))?;
             removed.push(rel_path);
-        } else if std::fs::symlink_metadata(&full).map(|m| m.is_dir()).unwrap_or(false) {
+        } else if std::fs::symlink_metadata(&full)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+        {
             walk_ignore(root, &rel_path, patterns, removed)?;
         }
     }
@@ -160,7 +182,10 @@ pub fn ignore_matches(pattern: &str, rel: &str) -> bool {
 fn glob_path(pattern: &str, path: &str) -> bool {
     let p: Vec<&str> = pattern.split('/').collect();
     let s: Vec<&str> = path.split('/').collect();
-    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| glob(p.as_bytes(), s.as_bytes()))
+    p.len() == s.len()
+        && p.iter()
+            .zip(&s)
+            .all(|(p, s)| glob(p.as_bytes(), s.as_bytes()))
 }
 
 fn glob(p: &[u8], s: &[u8]) -> bool {
@@ -223,7 +248,11 @@ pub async fn read_source(
 }
 
 /// Downloads `key` (a tar.gz) to a temporary file next to `dest` and unpacks it into `dest`.
-pub async fn download_and_unpack(store: &Arc<dyn ObjectStore>, key: &str, dest: &Path) -> Result<()> {
+pub async fn download_and_unpack(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    dest: &Path,
+) -> Result<()> {
     use tokio::io::AsyncWriteExt as _;
     let mut s = store.get(key, None).await?;
     let tmp = dest.with_extension("download.tar.gz");
@@ -236,7 +265,9 @@ pub async fn download_and_unpack(store: &Arc<dyn ObjectStore>, key: &str, dest: 
             .await
             .map_err(|e| Error::io("write", tmp.display().to_string(), e))?;
     }
-    f.flush().await.map_err(|e| Error::io("write", tmp.display().to_string(), e))?;
+    f.flush()
+        .await
+        .map_err(|e| Error::io("write", tmp.display().to_string(), e))?;
     drop(f);
     let (tmp_c, dest_c) = (tmp.clone(), dest.to_path_buf());
     let r = tokio::task::spawn_blocking(move || unpack(&tmp_c, &dest_c))
@@ -248,7 +279,8 @@ pub async fn download_and_unpack(store: &Arc<dyn ObjectStore>, key: &str, dest: 
 
 /// Unpacks a tar.gz into `dest`; entries escaping `dest` and links pointing out are refused.
 pub fn unpack(archive: &Path, dest: &Path) -> Result<()> {
-    std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest.display().to_string(), e))?;
+    std::fs::create_dir_all(dest)
+        .map_err(|e| Error::io("create", dest.display().to_string(), e))?;
     let f = std::fs::File::open(archive)
         .map_err(|e| Error::io("open", archive.display().to_string(), e))?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
@@ -258,8 +290,14 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<()> {
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.into_owned();
-        if path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-            return Err(Error::Hostile(format!("archive entry {} escapes the directory", path.display())));
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(Error::Hostile(format!(
+                "archive entry {} escapes the directory",
+                path.display()
+            )));
         }
         if let Some(target) = entry.link_name().map_err(bad)?
             && !link_stays_inside(&path, &target)
@@ -284,10 +322,16 @@ mod tests {
     fn links_are_judged_lexically() {
         assert!(link_stays_inside(Path::new("a/b"), Path::new("../c")));
         assert!(link_stays_inside(Path::new("a"), Path::new("b/c")));
-        assert!(!link_stays_inside(Path::new("a"), Path::new("../etc/passwd")));
+        assert!(!link_stays_inside(
+            Path::new("a"),
+            Path::new("../etc/passwd")
+        ));
         assert!(!link_stays_inside(Path::new("a/b"), Path::new("../../x")));
         assert!(!link_stays_inside(Path::new("a"), Path::new("/etc/passwd")));
-        assert!(!link_stays_inside(Path::new("a/b"), Path::new("c/../../../x")));
+        assert!(!link_stays_inside(
+            Path::new("a/b"),
+            Path::new("c/../../../x")
+        ));
     }
 
     #[test]
@@ -303,7 +347,10 @@ mod tests {
         std::fs::remove_file(d.path().join("sub/evil")).unwrap();
         std::fs::write(d.path().join("big"), vec![0u8; 11]).unwrap();
         let e = check_tree(d.path(), 10).unwrap_err();
-        assert!(e.to_string().contains("big") && e.to_string().contains("11 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("big") && e.to_string().contains("11 bytes"),
+            "{e}"
+        );
         std::fs::remove_file(d.path().join("big")).unwrap();
         nix::unistd::mkfifo(&d.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let e = check_tree(d.path(), 10).unwrap_err();
@@ -313,17 +360,32 @@ mod tests {
     #[test]
     fn slugignore_removes_what_it_names() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["docs/a.md", "src/x.psd", "x.psd", "keep/docs.txt", "tests/t.rs"] {
+        for f in [
+            "docs/a.md",
+            "src/x.psd",
+            "x.psd",
+            "keep/docs.txt",
+            "tests/t.rs",
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, "x").unwrap();
         }
-        std::fs::write(d.path().join(".slugignore"), "# comment\n/docs\n*.psd\ntests/\n").unwrap();
+        std::fs::write(
+            d.path().join(".slugignore"),
+            "# comment\n/docs\n*.psd\ntests/\n",
+        )
+        .unwrap();
         let mut removed = apply_slugignore(d.path()).unwrap();
         removed.sort();
         assert_eq!(
             removed,
-            [PathBuf::from("docs"), PathBuf::from("src/x.psd"), PathBuf::from("tests"), PathBuf::from("x.psd")]
+            [
+                PathBuf::from("docs"),
+                PathBuf::from("src/x.psd"),
+                PathBuf::from("tests"),
+                PathBuf::from("x.psd")
+            ]
         );
         assert!(d.path().join("keep/docs.txt").exists());
         assert!(!ignore_matches("/docs", "keep/docs"));
@@ -338,12 +400,23 @@ mod tests {
         std::fs::write(src.path().join("bin/run"), "hello").unwrap();
         std::fs::create_dir_all(src.path().join(".git")).unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let key = archive_source(&store, src.path(), tmp.path(), "id1", "abc123").await.unwrap();
+        let key = archive_source(&store, src.path(), tmp.path(), "id1", "abc123")
+            .await
+            .unwrap();
         assert_eq!(key, "apps/id1/sources/abc123.tar.gz");
         let out = tempfile::tempdir().unwrap();
-        read_source(&store, "id1", "abc123", &out.path().join("x")).await.unwrap();
-        assert_eq!(std::fs::read_to_string(out.path().join("x/bin/run")).unwrap(), "hello");
+        read_source(&store, "id1", "abc123", &out.path().join("x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("x/bin/run")).unwrap(),
+            "hello"
+        );
         assert!(!out.path().join("x/.git").exists());
-        assert!(read_source(&store, "id1", "nope", &out.path().join("y")).await.is_err());
+        assert!(
+            read_source(&store, "id1", "nope", &out.path().join("y"))
+                .await
+                .is_err()
+        );
     }
 }
