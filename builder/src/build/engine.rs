@@ -258,14 +258,15 @@ impl Engine {
         let procfile = buildpack::read_procfile(&build_dir, 1 << 20)?;
         let process_types = buildpack::merge_process_types(defaults, procfile.as_ref());
         let _ = out
-            .send(format!(
-                "-----> Discovering process types\n       Procfile declares types -> {}",
-                if process_types.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    process_types.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
-            ))
+            .send("-----> Discovering process types".to_string())
+            .await;
+        let names = if process_types.is_empty() {
+            "(none)".to_string()
+        } else {
+            process_types.keys().cloned().collect::<Vec<_>>().join(", ")
+        };
+        let _ = out
+            .send(format!("       Procfile declares types -> {names}"))
             .await;
 
         // Recheck what compile left, then build the layer and the cache archive.
