@@ -4,7 +4,6 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use workflow_storage::{ByteStream, ObjectStore};
 
@@ -208,9 +207,7 @@ pub async fn put_file(store: &Arc<dyn ObjectStore>, key: &str, path: &Path) -> R
     let f = tokio::fs::File::open(path)
         .await
         .map_err(|e| Error::io("open", path.display().to_string(), e))?;
-    let stream: ByteStream = Box::pin(
-        tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(|r| r.map(Bytes::from)),
-    );
+    let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024));
     Ok(store.put(key, stream).await?)
 }
 
