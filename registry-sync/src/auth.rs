@@ -2,7 +2,9 @@
 //!
 //! A user's username + API token are registry credentials; pushing or pulling repository
 //! `<app>` needs that right on the app, which the controller answers through
-//! `Hooks.CheckAccess`. A read-only node credential (for kubelet pulls) is checked locally.
+//! `Hooks.CheckAccess`. A read-only node credential (for kubelet pulls) is checked locally,
+//! and so is the builder's platform credential: user [`BUILDER_USER`] with the builder key as
+//! password may push and pull every repository (the builder pushes the images it builds).
 
 use std::collections::HashMap;
 
@@ -12,6 +14,9 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::error::{Error, Result};
+
+/// The fixed user name of the builder's platform credential (its password is the builder key).
+pub const BUILDER_USER: &str = "workflow-builder";
 
 /// What a request wants to do with a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,6 +172,7 @@ impl AccessCheck for StaticAccess {
 pub struct Authenticator {
     check: Option<Box<dyn AccessCheck>>,
     node: Option<(String, String)>,
+    builder_key: Option<String>,
 }
 
 /// Parsed `Authorization: Basic` credentials.
@@ -206,7 +212,18 @@ fn constant_eq(a: &str, b: &str) -> bool {
 impl Authenticator {
     /// With `check` None the registry is open (embedded single-user mode).
     pub fn new(check: Option<Box<dyn AccessCheck>>, node: Option<(String, String)>) -> Self {
-        Authenticator { check, node }
+        Authenticator {
+            check,
+            node,
+            builder_key: None,
+        }
+    }
+
+    /// Also accepts [`BUILDER_USER`] with `key` (push and pull everywhere); an empty key
+    /// accepts nothing. It does not turn authentication on: an open registry stays open.
+    pub fn with_builder_key(mut self, key: &str) -> Self {
+        self.builder_key = (!key.is_empty()).then(|| key.to_string());
+        self
     }
 
     /// Whether requests need credentials at all.
@@ -241,6 +258,16 @@ impl Authenticator {
                 Action::Pull => Ok(()),
                 Action::Push => Err(Error::Denied(format!(
                     "node credential {u:?} is read-only, cannot push {repo:?}"
+                ))),
+            };
+        }
+        if c.username == BUILDER_USER {
+            // The name is reserved: a controller account called that is never consulted, so
+            // registering it gains nothing; only the builder key opens it.
+            return match &self.builder_key {
+                Some(k) if constant_eq(&c.password, k) => Ok(()),
+                _ => Err(Error::Unauthorized(format!(
+                    "bad builder credential for {BUILDER_USER:?}"
                 ))),
             };
         }
@@ -368,5 +395,49 @@ mod tests {
         ));
         let open = Authenticator::new(None, None);
         open.authorize(None, "api", Action::Push).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn builder_key_pushes_everywhere_and_nothing_else() {
+        let auth = Authenticator::new(
+            Some(Box::new(StaticAccess::new().user("alice", "tok", &[], &[]))),
+            None,
+        )
+        .with_builder_key("bk");
+        for repo in ["api", "web", ""] {
+            for action in [Action::Pull, Action::Push] {
+                auth.authorize(Some(&basic(BUILDER_USER, "bk")), repo, action)
+                    .await
+                    .unwrap();
+            }
+        }
+        let e = auth
+            .authorize(Some(&basic(BUILDER_USER, "nope")), "api", Action::Push)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Unauthorized(_)), "{e}");
+        assert!(e.to_string().contains(BUILDER_USER), "{e}");
+        // Without a configured key the builder user is refused, whatever it sends.
+        let none = Authenticator::new(
+            Some(Box::new(StaticAccess::new().user(
+                BUILDER_USER,
+                "",
+                &["*"],
+                &["*"],
+            ))),
+            None,
+        )
+        .with_builder_key("");
+        assert!(matches!(
+            none.authorize(Some(&basic(BUILDER_USER, "")), "api", Action::Pull)
+                .await,
+            Err(Error::Unauthorized(_))
+        ));
+        // The key is no user's password.
+        assert!(matches!(
+            auth.authorize(Some(&basic("alice", "bk")), "api", Action::Pull)
+                .await,
+            Err(Error::Unauthorized(_))
+        ));
     }
 }

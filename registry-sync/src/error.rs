@@ -189,6 +189,22 @@ impl Error {
     }
 }
 
+impl From<workflow_storage::Error> for Error {
+    /// Store errors keep their meaning (a missing key stays [`Error::NotFound`], so the
+    /// distribution API still answers `BLOB_UNKNOWN` / 404).
+    fn from(e: workflow_storage::Error) -> Self {
+        use workflow_storage::Error as S;
+        match e {
+            S::Config(m) => Error::Config(m),
+            S::NotFound(k) => Error::NotFound(k),
+            S::Io { op, key, source } => Error::Io { op, key, source },
+            S::S3 { op, key, message } => Error::S3 { op, key, message },
+            S::KeyInvalid(k) => Error::KeyInvalid(k),
+            S::Invalid(m) => Error::Invalid(m),
+        }
+    }
+}
+
 impl workflow_proto::status::HasKind for Error {
     fn kind(&self) -> workflow_proto::status::Kind {
         use workflow_proto::status::Kind;

@@ -57,10 +57,10 @@ pub fn authenticator(auth: &AuthConfig) -> Result<auth::Authenticator> {
         )?)),
         None => None,
     };
-    Ok(auth::Authenticator::new(
-        check,
-        auth.node_credential.clone(),
-    ))
+    Ok(
+        auth::Authenticator::new(check, auth.node_credential.clone())
+            .with_builder_key(&auth.builder_key),
+    )
 }
 
 /// The platform credential of `auth`, refused when empty or malformed.

@@ -126,7 +126,7 @@ impl Registry {
 
     /// Size of a blob stored anywhere in the registry.
     pub async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
-        self.store.head(&blob_key(d)).await
+        self.store.head(&blob_key(d)).await.map_err(Error::from)
     }
 
     /// Size of a blob the repository may serve, `None` when it may not.
@@ -159,14 +159,14 @@ impl Registry {
                 r.start, r.end
             )));
         }
-        let stream = self
-            .store
-            .get(&blob_key(d), range)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound(_) => Error::BlobUnknown(d.to_string()),
-                e => e,
-            })?;
+        let stream =
+            self.store
+                .get(&blob_key(d), range)
+                .await
+                .map_err(|e| match Error::from(e) {
+                    Error::NotFound(_) => Error::BlobUnknown(d.to_string()),
+                    e => e,
+                })?;
         Ok((size, stream))
     }
 
@@ -175,7 +175,7 @@ impl Registry {
         self.store
             .get_bytes(&blob_key(d), limit)
             .await
-            .map_err(|e| match e {
+            .map_err(|e| match Error::from(e) {
                 Error::NotFound(_) => Error::BlobUnknown(d.to_string()),
                 e => e,
             })
@@ -208,7 +208,10 @@ impl Registry {
         if self.store.head(&layer_key(repo, d)).await?.is_none() {
             return Err(Error::BlobUnknown(d.to_string()));
         }
-        self.store.delete(&layer_key(repo, d)).await
+        self.store
+            .delete(&layer_key(repo, d))
+            .await
+            .map_err(Error::from)
     }
 
     /// Stores a whole blob whose digest is known up front, verifying it before it becomes
@@ -219,7 +222,7 @@ impl Registry {
         let state = Arc::new(StdMutex::new((Sha256::new(), 0u64)));
         if let Err(e) = self.store.put(&tmp, hashing(body, state.clone())).await {
             let _ = self.store.delete(&tmp).await;
-            return Err(e);
+            return Err(e.into());
         }
         let (hasher, size) = {
             let s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -297,7 +300,7 @@ impl Registry {
         let written = self.store.put(&part, hashing(body, state.clone())).await;
         if let Err(e) = written {
             let _ = self.store.delete(&part).await;
-            return Err(e);
+            return Err(e.into());
         }
         let (hasher, n) = {
             let s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -446,7 +449,12 @@ impl Registry {
         match reference {
             Reference::Digest(d) => Ok(d.clone()),
             Reference::Tag(t) => {
-                let v = match self.store.get_bytes(&tag_key(repo, t), LINK_LIMIT).await {
+                let v = match self
+                    .store
+                    .get_bytes(&tag_key(repo, t), LINK_LIMIT)
+                    .await
+                    .map_err(Error::from)
+                {
                     Ok(v) => v,
                     Err(Error::NotFound(_)) => {
                         return Err(Error::ManifestUnknown(format!("{repo}:{t}")));
@@ -469,6 +477,7 @@ impl Registry {
             .store
             .get_bytes(&revision_key(repo, &d), LINK_LIMIT)
             .await
+            .map_err(Error::from)
         {
             Ok(v) => String::from_utf8_lossy(&v).into_owned(),
             Err(Error::NotFound(_)) => return Err(Error::ManifestUnknown(format!("{repo}@{d}"))),
@@ -488,7 +497,7 @@ impl Registry {
             .store
             .get_bytes(&blob_key(&digest), MAX_MANIFEST_SIZE as u64)
             .await
-            .map_err(|e| match e {
+            .map_err(|e| match Error::from(e) {
                 Error::NotFound(_) => Error::ManifestUnknown(format!("{repo}@{digest}")),
                 e => e,
             })?;
@@ -579,7 +588,10 @@ impl Registry {
                 if self.store.head(&tag_key(repo, t)).await?.is_none() {
                     return Err(Error::ManifestUnknown(format!("{repo}:{t}")));
                 }
-                self.store.delete(&tag_key(repo, t)).await
+                self.store
+                    .delete(&tag_key(repo, t))
+                    .await
+                    .map_err(Error::from)
             }
             Reference::Digest(d) => {
                 let m = self.get_manifest(repo, reference).await?;
@@ -597,7 +609,10 @@ impl Registry {
                 {
                     self.store.delete(&referrer_key(repo, &sd, d)).await?;
                 }
-                self.store.delete(&revision_key(repo, d)).await
+                self.store
+                    .delete(&revision_key(repo, d))
+                    .await
+                    .map_err(Error::from)
             }
         }
     }
@@ -697,6 +712,7 @@ impl Registry {
                 .store
                 .get_bytes(&blob_key(&d), MAX_MANIFEST_SIZE as u64)
                 .await
+                .map_err(Error::from)
             {
                 Ok(b) => b,
                 Err(Error::NotFound(_)) => continue,

@@ -4,6 +4,23 @@
 //! directory and hands it to an [`ImageBuilder`]; the builder streams its output as lines
 //! (they reach the pushing client as `remote:` lines) and answers with the [`BuiltImage`]
 //! that the git side reports to the controller.
+//!
+//! [`Engine`] is the implementation: `engine` (the flow), `buildpack` (Heroku classic API),
+//! `docker` (Dockerfile builds through the engine API), `layer` (reproducible tar + gzip),
+//! `image` (config + manifest), `push` (oci-client into the platform registry), `run`
+//! (steps under timeouts and output limits), `source` (hostile-tree checks, `.slugignore`,
+//! source archives).
+
+pub mod buildpack;
+pub mod docker;
+pub mod engine;
+pub mod image;
+pub mod layer;
+pub mod push;
+pub mod run;
+pub mod source;
+
+pub use engine::{BuildSettings, Engine};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{ByteRange, ByteStream, ObjectStore};
 use crate::error::Error;
+use crate::{ByteRange, ByteStream, ObjectStore};
 
 async fn read_all(s: ByteStream) -> Vec<u8> {
     let mut s = s;
@@ -213,13 +213,13 @@ pub async fn run_contract(store: &dyn ObjectStore) {
 mod tests {
     #[tokio::test]
     async fn memory_store_passes_the_contract() {
-        super::run_contract(&super::super::memory::MemoryStore::new()).await;
+        super::run_contract(&crate::memory::MemoryStore::new()).await;
     }
 
     #[tokio::test]
     async fn fs_store_passes_the_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::fs::FsStore::open(dir.path()).await.unwrap();
+        let store = crate::fs::FsStore::open(dir.path()).await.unwrap();
         super::run_contract(&store).await;
     }
 }

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::{ByteRange, ByteStream, ObjectMeta, ObjectStore, validate_key, validate_prefix};
 use crate::error::{Error, Result};
+use crate::{ByteRange, ByteStream, ObjectMeta, ObjectStore, validate_key, validate_prefix};
 
 /// Objects in a map.
 #[derive(Debug, Default)]

@@ -8,8 +8,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::{ByteRange, ByteStream, ObjectMeta, ObjectStore, validate_key, validate_prefix};
 use crate::error::{Error, Result};
+use crate::{ByteRange, ByteStream, ObjectMeta, ObjectStore, validate_key, validate_prefix};
 
 /// Size of one multipart part (S3 needs at least 5 MiB for all but the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;

@@ -1,10 +1,12 @@
-//! Object storage: one small trait, a filesystem implementation (the embedded default), an S3
-//! one and an in-memory one for unit tests; [`contract`] is the suite all three must pass.
+//! Object storage shared by the daemons (registry-sync's registry, the builder's cache and
+//! source archives): one small trait, a filesystem implementation (the embedded default), an
+//! S3 one and an in-memory one for unit tests; [`contract`] is the suite all three must pass.
 //!
 //! Keys are `/`-separated relative paths made of `[A-Za-z0-9._-]` segments (never `.` or `..`).
 //! Values are streamed: nothing here holds a whole object in memory (except the memory store).
 
 pub mod contract;
+pub mod error;
 pub mod fs;
 pub mod memory;
 pub mod s3;
@@ -15,7 +17,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::error::{Error, Result};
+pub use crate::error::{Error, Result};
 
 /// A stream of object bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -40,7 +42,7 @@ pub struct ObjectMeta {
     pub modified: Option<SystemTime>,
 }
 
-/// Object storage as the registry needs it.
+/// Object storage as the registry and the builder need it.
 #[async_trait::async_trait]
 pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Writes `body` under `key`, atomically: readers see the old object or the whole new one.

@@ -10,8 +10,8 @@ use std::io::Seek;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{ByteRange, ByteStream, ObjectMeta, ObjectStore, validate_key, validate_prefix};
 use crate::error::{Error, Result};
+use crate::{ByteRange, ByteStream, ObjectMeta, ObjectStore, validate_key, validate_prefix};
 
 /// Directory (under the root) holding in-flight writes; never listed.
 const TMP_DIR: &str = "_tmp";
