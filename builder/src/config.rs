@@ -50,6 +50,9 @@ pub struct Config {
     /// The program the repositories' pre-receive hook runs as `PROGRAM builder hook`;
     /// default: this process's own executable (the `workflow` binary).
     pub hook_program: Option<PathBuf>,
+    /// The platform registry (`host:port`, plain HTTP on loopback) the build engine pushes to;
+    /// empty: no build engine (every push is refused with that reason).
+    pub registry: String,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             build_timeout: Duration::from_secs(30 * 60),
             max_repo_bytes: 1 << 30,
             hook_program: None,
+            registry: String::new(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_BUILDER_BUILD_TIMEOUT", "build_timeout"),
     ("WORKFLOW_BUILDER_MAX_REPO_BYTES", "max_repo_bytes"),
     ("WORKFLOW_BUILDER_HOOK_PROGRAM", "hook_program"),
+    ("WORKFLOW_BUILDER_REGISTRY", "registry"),
 ];
 
 impl Config {

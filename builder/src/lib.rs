@@ -69,9 +69,26 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
     let credential = PlatformCredential::new(&config.platform_credential)?;
     let platform = platform::GrpcPlatform::new(&config.controller_url, &credential)
         .map_err(|e| Error::Config(format!("controller_url {:?}: {e}", config.controller_url)))?;
+    let builder: Arc<dyn ImageBuilder> = if config.registry.is_empty() {
+        Arc::new(NoImageBuilder)
+    } else {
+        let objects = config.data_dir.join("objects");
+        let store = workflow_storage::fs::FsStore::open(&objects)
+            .await
+            .map_err(|e| Error::Config(format!("object store {}: {e}", objects.display())))?;
+        let settings = build::engine::BuildSettings {
+            registry: build::push::RegistryTarget {
+                host: config.registry.clone(),
+                insecure: true,
+                builder_key: config.platform_credential.clone(),
+            },
+            work_dir: config.data_dir.join("work"),
+            ..Default::default()
+        };
+        Arc::new(build::engine::Engine::new(settings, Arc::new(store))?)
+    };
     let parts = Parts {
-        // The build engine (branch h-build) replaces this line.
-        builder: Arc::new(NoImageBuilder),
+        builder,
         platform: Arc::new(platform),
     };
     serve(config, listeners, shutdown, parts).await

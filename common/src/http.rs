@@ -140,12 +140,25 @@ where
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(EarlyReject(app.clone()));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_byte = limits.header_read_timeout;
         conns.spawn(async move {
-            if let Err(e) = conn.await {
+            // hyper's header-read timer starts only once the protocol is known, i.e. after the
+            // first bytes: a client that never sends any would hold its slot forever.
+            let mut probe = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_byte, stream.peek(&mut probe)).await,
+                Ok(Ok(n)) if n > 0
+            ) {
+                tracing::debug!(listener = what, %peer, "closed: nothing sent within the header-read timeout");
+                drop(slot);
+                return;
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(listener = what, %peer, error = %e, "connection ended");
             }
             drop(slot);

@@ -404,7 +404,7 @@ impl Registry {
 
     /// Deletes the object store's temporary files older than `ttl` (writes that died).
     pub async fn sweep_temp(&self, ttl: Duration) -> Result<usize> {
-        self.store.sweep_temp(ttl).await
+        self.store.sweep_temp(ttl).await.map_err(Error::from)
     }
 
     /// Drops uploads idle for longer than `ttl` and stored parts older than `ttl` that no

@@ -165,8 +165,7 @@ pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
         push_wait,
         ..Default::default()
     };
-    let platform =
-        workflow_builder::platform::GrpcPlatform::new(
+    let platform = workflow_builder::platform::GrpcPlatform::new(
         &ctl.grpc,
         &workflow_common::grpc::PlatformCredential::new(&ctl.builder_key).unwrap(),
     )

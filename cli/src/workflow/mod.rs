@@ -44,6 +44,8 @@ pub mod defaults {
     pub const LOGGER_GRPC: &str = "127.0.0.1:8030";
     /// Prometheus metrics of every daemon in the process.
     pub const METRICS: &str = "127.0.0.1:9090";
+    /// The router: `http://<app>.localhost:<port>/` reaches an app's web processes.
+    pub const ROUTER: &str = "127.0.0.1:8080";
 }
 
 /// The Workflow server.
@@ -65,7 +67,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every daemon on this machine with embedded defaults (SQLite, local files).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run only the controller (REST + gRPC).
     Controller(ControllerArgs),
     /// Run only the builder.
@@ -131,6 +133,9 @@ pub struct UpArgs {
     /// Builder git smart-HTTP listen address.
     #[arg(long, default_value = defaults::BUILDER_HTTP)]
     pub builder_http_listen: SocketAddr,
+    /// The router's listen address (apps answer at http://<app>.localhost:<port>/).
+    #[arg(long, default_value = defaults::ROUTER)]
+    pub router_listen: SocketAddr,
     /// registry-sync gRPC listen address.
     #[arg(long, default_value = defaults::REGISTRY_GRPC)]
     pub registry_grpc_listen: SocketAddr,
@@ -236,7 +241,7 @@ async fn run(cli: Cli) -> Result<()> {
     let stop = workflow_common::shutdown::on_signals();
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
-        Command::Up(a) => up(a, &env, stop).await,
+        Command::Up(a) => up(*a, &env, stop).await,
         Command::Controller(a) => {
             let mut cfg = controller_config(&a.data_dir, &a.store, &env)?;
             if let Some(l) = a.listen {
@@ -427,6 +432,10 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
         grpc: bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?,
     };
     let logger = bind(a.logger_grpc_listen, r, "logger gRPC").await?;
+    let router = workflow_router::Listeners {
+        http: bind(a.router_listen, r, "router").await?,
+        https: None,
+    };
     let metrics = bind(a.metrics_listen, r, "metrics").await?;
 
     let mut eps = Endpoints::new();
@@ -434,6 +443,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     eps.insert("controller_grpc".into(), url(&controller.grpc)?);
     eps.insert("builder_grpc".into(), url(&builder.grpc)?);
     eps.insert("git_http".into(), git_http.clone());
+    eps.insert("router".into(), url(&router.http)?);
     eps.insert("logger".into(), url(&logger)?);
     eps.insert("registry".into(), url(&registry.http)?);
     eps.insert("registry_sync_grpc".into(), url(&registry.grpc)?);
@@ -468,7 +478,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     };
     logger_config.aggregate.data_dir = a.data_dir.join("logs");
     logger_config.platform_credential = cfg.builder_key.clone();
-    logger_config.ship.log_dir = log_dir;
+    logger_config.ship.log_dir = log_dir.clone();
     logger_config.ship.state_dir = a.data_dir.join("shipper");
     let logger = workflow_logger::Listeners { grpc: Some(logger) };
 
@@ -477,14 +487,43 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
         controller_url: eps["controller_grpc"].clone(),
         platform_credential: cfg.builder_key.clone(),
         git_http,
+        registry: registry.http.local_addr()?.to_string(),
         shutdown_grace: cfg.shutdown_grace,
         ..workflow_builder::Config::load(None, env)?
     };
+    // Releases run on this machine: buildpack apps as host processes, images as containers;
+    // the router serves the routes the controller's reconcile loop publishes.
+    let mut local = workflow_runtime::local::LocalConfig::new(a.data_dir.join("runtime"), &log_dir);
+    let registry_host = registry.http.local_addr()?.to_string();
+    local.insecure_registries = vec![registry_host];
+    local.credentials = Some(workflow_runtime::PullCredentials {
+        username: workflow_registry_sync::auth::BUILDER_USER.to_string(),
+        password: cfg.builder_key.clone(),
+    });
+    let runtime = workflow_runtime::local::LocalRuntime::new(local)
+        .await
+        .context("starting the local runtime")?;
+    let grace = cfg.shutdown_grace;
+    let ctl = workflow_controller::open(&cfg, std::sync::Arc::new(runtime))
+        .await
+        .context("controller")?;
+    let routes = ctl.routes().clone();
     let s = shutdown.child();
     tasks.spawn(async move {
-        workflow_controller::run(cfg, controller, s)
+        workflow_controller::serve(ctl, controller, s)
             .await
             .context("controller")
+    });
+    let router_config = workflow_router::Config {
+        log_dir: Some(log_dir.clone()),
+        shutdown_grace: grace,
+        ..Default::default()
+    };
+    let s = shutdown.child();
+    tasks.spawn(async move {
+        workflow_router::run(router_config, router, routes, s)
+            .await
+            .context("router")
     });
     let s = shutdown.child();
     tasks.spawn(async move {
