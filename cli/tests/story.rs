@@ -601,3 +601,111 @@ fn git_push_over_https_uses_the_deis_credential_helper() {
     let refs = git(&["ls-remote", "deis"]);
     assert!(refs.contains("refs/heads/dev"), "{refs}");
 }
+
+/// Guards issues 8 and 9: `git push` of a Procfile app builds it with the built-in buildpack,
+/// releases it, runs it on the local runtime, and the router answers for `<app>.localhost`;
+/// a config change rolls out a new release that answers too.
+#[test]
+fn git_push_builds_runs_and_answers_through_the_router() {
+    if Command::new("busybox").arg("true").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "busybox is missing (apt-get install busybox-static)"
+        );
+        eprintln!("skipping: busybox is missing (apt-get install busybox-static)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (home, platform) = registered(dir.path());
+    let eps: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(platform.data.join("endpoints.json")).unwrap(),
+    )
+    .unwrap();
+    let git_http = eps["git_http"].as_str().expect("git_http").to_string();
+    let router = eps["router"].as_str().expect("router").to_string();
+    let src = dir.path().join("hello");
+    std::fs::create_dir_all(&src).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&src)
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "git {args:?}: {text}");
+        text
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(
+        src.join("Procfile"),
+        "web: exec busybox httpd -f -p $PORT -h .\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("index.html"), "hello from a push\n").unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "first"]);
+    ok(&home, &src, &["create", "hello", "--no-remote"]);
+    ok(
+        &home,
+        &src,
+        &[
+            "git:remote",
+            "-a",
+            "hello",
+            "--https",
+            "--git-url",
+            &git_http,
+        ],
+    );
+    let out = git(&["push", "deis", "main"]);
+    assert!(out.contains("Procfile app detected"), "{out}");
+    assert!(out.contains("hello:v2 deployed"), "{out}");
+    let releases = eventually(&home, &src, &["releases", "-a", "hello"], "deployed");
+    assert!(releases.contains("v2"), "{releases}");
+    eventually(&home, &src, &["ps", "-a", "hello"], "up (v2)");
+    let get = || {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-H", "Host: hello.localhost", &router])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get().contains("hello from a push") {
+        assert!(
+            Instant::now() < deadline,
+            "the router never answered with the app"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(&home, &src, &["config:set", "GREETING=hi", "-a", "hello"]);
+    eventually(&home, &src, &["ps", "-a", "hello"], "up (v3)");
+    assert!(get().contains("hello from a push"));
+    let unknown = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "5",
+            "-H",
+            "Host: nope.localhost",
+            &router,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&unknown.stdout), "404");
+}

@@ -140,7 +140,9 @@ pub async fn named_backend(name: &'static str) -> SocketAddr {
 
 /// A loopback port nothing listens on.
 pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // On 127.0.0.2, which no other test binds: a port freed on 127.0.0.1 could be handed to a
+    // backend of a test running at the same time, and "dead" would answer.
+    let l = TcpListener::bind("127.0.0.2:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
     addr
