@@ -47,12 +47,12 @@ pub enum UpstreamError {
         addr: SocketAddr,
     },
     /// The HTTP exchange with the backend failed.
-    #[error("backend {addr}: {source}")]
+    #[error("backend {addr}: {message}")]
     Http {
         /// The backend.
         addr: SocketAddr,
-        /// Why.
-        source: hyper::Error,
+        /// Why (hyper's error, which cannot be cloned, in words).
+        message: String,
     },
     /// The backend sent no response head within `upstream_timeout`.
     #[error("backend {addr}: no response within the upstream timeout")]

@@ -65,7 +65,10 @@ impl Pool {
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|source| UpstreamError::Http { addr, source })?;
+            .map_err(|e| UpstreamError::Http {
+                addr,
+                message: e.to_string(),
+            })?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(backend = %addr, error = %e, "upstream connection ended");

@@ -379,7 +379,7 @@ async fn forward(
                 Ok(Err(mut e)) => {
                     let source = UpstreamError::Http {
                         addr,
-                        source: e.error().clone_kind(),
+                        message: e.error().to_string(),
                     };
                     match e.take_message() {
                         // Nothing was written: the request can go elsewhere.
@@ -436,23 +436,6 @@ fn is_too_large(e: &hyper::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-/// hyper errors are not `Clone`; keep what the log needs.
-trait CloneKind {
-    fn clone_kind(&self) -> hyper::Error;
-}
-
-impl CloneKind for hyper::Error {
-    fn clone_kind(&self) -> hyper::Error {
-        // There is no public constructor; report through a fresh cancel-free wrapper by
-        // formatting instead (see `UpstreamError::Http`'s use in logs only).
-        unreachable_clone(self)
-    }
-}
-
-fn unreachable_clone(_e: &hyper::Error) -> hyper::Error {
-    unimplemented!()
 }
 
 /// Turns the backend's response into the client's: hop-by-hop headers go, the body streams,

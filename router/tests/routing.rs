@@ -121,6 +121,27 @@ async fn only_dead_backends_give_a_502_page() {
     assert!(body.contains("hello"), "{body}");
 }
 
+/// Guards the router against a backend that hangs up after reading the request: the client
+/// gets a 502 page, not a dropped connection (this path once ended in `unimplemented!()`).
+#[tokio::test]
+async fn a_backend_hanging_up_mid_request_gives_a_502_page() {
+    use tokio::io::AsyncReadExt as _;
+    let rude = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = rude.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = rude.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            drop(s);
+        }
+    });
+    let r = router(Config::default(), false, None).await;
+    r.table.set(app("hello", &[addr]));
+    let (status, body, _) = get(&r, "hello.localhost", "/").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("hello"), "{body}");
+}
+
 #[tokio::test]
 async fn an_unknown_host_gets_a_404_page_naming_it_escaped() {
     let r = router(Config::default(), false, None).await;
