@@ -1,5 +1,5 @@
 //! From the ledger to the runtime: the full [`Desired`] state of an app built from its
-//! release, build, config (env, limits, healthchecks, tags, registry credentials) and formation.
+//! release, build, config (env, limits, healthchecks, tags) and formation.
 //!
 //! Pure functions over stored objects, no IO: values the store holds that the runtime cannot
 //! use (a limit that does not parse, a probe of an unknown shape) are left out with a warning
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::model::{App, Build, Config, Release};
-use crate::runtime::{Desired, Image, ImageKind, Probe, ProbeAction, ProcessSpec, PullCredentials};
+use crate::runtime::{Desired, Image, ImageKind, Probe, ProbeAction, ProcessSpec};
 
 /// The port web processes listen on when neither the image nor the config says.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -47,7 +47,10 @@ pub fn desired(app: &App, release: &Release, build: Option<&Build>, config: &Con
         } else {
             ImageKind::Buildpack
         },
-        credentials: credentials(config),
+        // The release image is always in the platform registry (builds push there, `deis
+        // pull` imports there); `deis registry:set` credentials are for the source registry and
+        // would be refused by ours. The runtime brings the platform's pull credential.
+        credentials: None,
     });
     let processes = build
         .map(|b| {
@@ -96,15 +99,6 @@ pub fn desired(app: &App, release: &Release, build: Option<&Build>, config: &Con
         source_version: build.map(|b| b.sha.clone()).filter(|s| !s.is_empty()),
         grace: GRACE,
     }
-}
-
-fn credentials(config: &Config) -> Option<PullCredentials> {
-    let username = config.registry.get("username")?;
-    let password = config.registry.get("password")?;
-    Some(PullCredentials {
-        username: username.clone(),
-        password: password.clone(),
-    })
 }
 
 /// The readiness and liveness probes `deis healthchecks:set` stored for `kind`. Deis stores
@@ -303,7 +297,8 @@ mod tests {
         assert_eq!(d.env.get("GREETING").map(String::as_str), Some("hi"));
         let img = d.image.as_ref().unwrap();
         assert_eq!(img.kind, ImageKind::Buildpack);
-        assert_eq!(img.credentials.as_ref().unwrap().username, "u");
+        // Source-registry credentials never reach the runtime: it pulls from the platform's.
+        assert!(img.credentials.is_none(), "{img:?}");
         let web = &d.processes["web"];
         assert_eq!((web.count, web.memory), (3, Some(512 << 20)));
         assert_eq!(web.command.as_deref(), Some("bin/web"));
