@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use workflow_clients::Kind;
 use workflow_clients::controller::{Access, ControllerHooks};
-use workflow_proto::controller::v1::HookBuildRequest;
+use workflow_proto::controller::v1::{BuildKind as ProtoKind, HookBuildRequest};
 use workflow_proto::status::HasKind as _;
 
 use crate::build::{BuildKind, BuiltImage};
@@ -48,6 +48,34 @@ pub struct BuildReport {
     pub sha: String,
     /// What the build produced.
     pub image: BuiltImage,
+    /// The build's output as the pusher saw it.
+    pub log: String,
+}
+
+/// A failed build to record (nothing is released).
+#[derive(Debug, Clone)]
+pub struct FailureReport {
+    /// Who pushed.
+    pub username: String,
+    /// The app.
+    pub app: String,
+    /// The pushed commit.
+    pub sha: String,
+    /// How it was being built.
+    pub kind: BuildKind,
+    /// The build's output as the pusher saw it.
+    pub log: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// What the controller did with a successful build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Released as this release (`hello:v3`).
+    Released(String),
+    /// The image is the one the current release (`hello:v2`) runs: nothing was released.
+    Unchanged(String),
 }
 
 /// The controller's calls the builder needs.
@@ -69,8 +97,10 @@ pub trait Platform: Send + Sync + std::fmt::Debug + 'static {
         username: &str,
         app: &str,
     ) -> Result<BTreeMap<String, String>, PlatformError>;
-    /// Records a build and releases it; answers the release name (`hello:v2`).
-    async fn report_build(&self, report: &BuildReport) -> Result<String, PlatformError>;
+    /// Records a build and releases it, unless the current release runs the same image.
+    async fn report_build(&self, report: &BuildReport) -> Result<Recorded, PlatformError>;
+    /// Records a failed build with its output and reason.
+    async fn report_failure(&self, report: &FailureReport) -> Result<(), PlatformError>;
 }
 
 /// The controller's gRPC `Hooks` service.
@@ -145,7 +175,7 @@ impl Platform for GrpcPlatform {
         self.hooks.app_config(username, app).await.map_err(map_err)
     }
 
-    async fn report_build(&self, report: &BuildReport) -> Result<String, PlatformError> {
+    async fn report_build(&self, report: &BuildReport) -> Result<Recorded, PlatformError> {
         let change = self
             .hooks
             .create_build(HookBuildRequest {
@@ -155,10 +185,43 @@ impl Platform for GrpcPlatform {
                 sha: report.sha.clone(),
                 procfile: report.image.process_types.clone().into_iter().collect(),
                 dockerfile: report.image.kind == BuildKind::Dockerfile,
+                kind: kind(report.image.kind) as i32,
+                digest: report.image.digest.clone(),
+                log: report.log.clone(),
+                failure: String::new(),
+                port: report.image.port.map(u32::from).unwrap_or(0),
             })
             .await
             .map_err(map_err)?;
         let version = change.release.map(|r| r.version).unwrap_or_default();
-        Ok(format!("{}:v{version}", report.app))
+        let name = format!("{}:v{version}", report.app);
+        Ok(if change.unchanged {
+            Recorded::Unchanged(name)
+        } else {
+            Recorded::Released(name)
+        })
+    }
+
+    async fn report_failure(&self, report: &FailureReport) -> Result<(), PlatformError> {
+        self.hooks
+            .create_build(HookBuildRequest {
+                username: report.username.clone(),
+                app: report.app.clone(),
+                sha: report.sha.clone(),
+                kind: kind(report.kind) as i32,
+                log: report.log.clone(),
+                failure: report.reason.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+fn kind(k: BuildKind) -> ProtoKind {
+    match k {
+        BuildKind::Buildpack => ProtoKind::Buildpack,
+        BuildKind::Dockerfile => ProtoKind::Dockerfile,
     }
 }

@@ -9,7 +9,9 @@ use workflow_proto::controller::v1 as pb;
 /// Path prefix of the hooks service, which needs the platform credential.
 pub const HOOKS_PATH: &str = "/workflow.controller.v1.Hooks/";
 
-use crate::domain::{ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction};
+use crate::domain::{
+    BuildOutcome, ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction,
+};
 use crate::model::{self, PageRequest, User};
 
 /// All controller gRPC services share one handle on the domain.
@@ -132,6 +134,15 @@ fn build(b: model::Build) -> pb::Build {
         dockerfile: b.dockerfile,
         created: b.created,
         updated: b.updated,
+        kind: match b.kind.as_str() {
+            "image" => pb::BuildKind::Image,
+            "buildpack" => pb::BuildKind::Buildpack,
+            "dockerfile" => pb::BuildKind::Dockerfile,
+            _ => pb::BuildKind::Unspecified,
+        } as i32,
+        digest: b.digest,
+        state: b.state,
+        error: b.error,
     }
 }
 
@@ -158,6 +169,7 @@ fn build_change(b: model::Build, r: model::Release) -> pb::BuildChange {
     pb::BuildChange {
         build: Some(build(b)),
         release: Some(release(r, image)),
+        unchanged: false,
     }
 }
 
@@ -479,7 +491,28 @@ impl pb::hooks_server::Hooks for Grpc {
     async fn create_build(&self, req: Request<pb::HookBuildRequest>) -> R<pb::BuildChange> {
         self.builder(&req)?;
         let r = req.into_inner();
-        let (b, rel) = self
+        let kind = match pb::BuildKind::try_from(r.kind) {
+            Ok(pb::BuildKind::Image) => Some(model::BuildKind::Image),
+            Ok(pb::BuildKind::Buildpack) => Some(model::BuildKind::Buildpack),
+            Ok(pb::BuildKind::Dockerfile) => Some(model::BuildKind::Dockerfile),
+            Ok(pb::BuildKind::Unspecified) => None,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "build kind {}: expected image, buildpack or dockerfile",
+                    r.kind
+                )));
+            }
+        };
+        let dockerfile = r.dockerfile || kind == Some(model::BuildKind::Dockerfile);
+        let port =
+            match r.port {
+                0 => None,
+                p => Some(u16::try_from(p).map_err(|_| {
+                    Status::invalid_argument(format!("port {p}: expected 1 to 65535"))
+                })?),
+            };
+        let failure = (!r.failure.is_empty()).then_some(r.failure);
+        let outcome = self
             .ctl
             .hook_build(
                 &r.username,
@@ -488,16 +521,32 @@ impl pb::hooks_server::Hooks for Grpc {
                     image: r.image,
                     procfile: r.procfile.into_iter().collect(),
                     sha: r.sha,
-                    dockerfile: if r.dockerfile {
+                    dockerfile: if dockerfile {
                         "true".into()
                     } else {
                         String::new()
                     },
-                    port: None,
+                    port,
+                    kind,
+                    digest: r.digest,
+                    log: r.log,
                 },
+                failure,
             )
             .await?;
-        Ok(Response::new(build_change(b, rel)))
+        Ok(Response::new(match outcome {
+            BuildOutcome::Released(done) => build_change(done.0, done.1),
+            BuildOutcome::Unchanged(rel) => pb::BuildChange {
+                build: None,
+                release: Some(release(rel, String::new())),
+                unchanged: true,
+            },
+            BuildOutcome::Failed(b) => pb::BuildChange {
+                build: Some(build(b)),
+                release: None,
+                unchanged: false,
+            },
+        }))
     }
     async fn check_access(
         &self,

@@ -128,10 +128,47 @@ pub struct Build {
     /// The port the image listens on (its first EXPOSE), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// How the image came to be: `image`, `buildpack` or `dockerfile` (empty if unknown).
+    #[serde(default)]
+    pub kind: String,
+    /// The image's manifest digest, when known.
+    #[serde(default)]
+    pub digest: String,
+    /// `succeeded` or `failed` (a failed build was never released).
+    #[serde(default)]
+    pub state: String,
+    /// Why a failed build failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// The build's output; only when one build is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
     /// Creation time.
     pub created: String,
     /// Update time.
     pub updated: String,
+}
+
+/// How a build's image came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    /// A prebuilt image (`deis pull`, `builds:create`).
+    Image,
+    /// Heroku classic buildpacks, from a git push.
+    Buildpack,
+    /// A Dockerfile, from a git push.
+    Dockerfile,
+}
+
+impl BuildKind {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildKind::Image => "image",
+            BuildKind::Buildpack => "buildpack",
+            BuildKind::Dockerfile => "dockerfile",
+        }
+    }
 }
 
 /// One entry of the releases ledger.

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use workflow_controller::Error;
 use workflow_controller::domain::{
-    ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction,
+    BuildOutcome, ConfigPatch, Controller, NewBuild, RegisterRequest, RegistryAction,
 };
-use workflow_controller::model::{PageRequest, User};
+use workflow_controller::model::{BuildKind, PageRequest, User};
 use workflow_controller::runtime::{
     Capabilities, Desired, Process, Restart, Rollout, RunOutput, Runtime,
 };
@@ -443,8 +443,71 @@ async fn keys_and_hooks(store: Store) {
         ctl.user_from_key("00:11").await,
         Err(Error::NotFound(_))
     ));
-    let (_, r) = ctl.hook_build("alice", "web", NewBuild { image: "127.0.0.1:5000/web@sha256:0000000000000000000000000000000000000000000000000000000000000000".into(), ..Default::default() }).await.unwrap();
+    let pushed = |digit: &str, log: &str| NewBuild {
+        image: format!("127.0.0.1:5000/web@sha256:{}", digit.repeat(64)),
+        sha: "ab12".into(),
+        kind: Some(BuildKind::Buildpack),
+        log: log.into(),
+        ..Default::default()
+    };
+    let BuildOutcome::Released(done) = ctl
+        .hook_build("alice", "web", pushed("0", "-----> built\n"), None)
+        .await
+        .unwrap()
+    else {
+        panic!("a first build is released")
+    };
+    let (b, r) = *done;
     assert_eq!(r.version, 2);
+    assert_eq!(
+        (b.kind.as_str(), b.state.as_str(), b.digest.len()),
+        ("buildpack", "succeeded", 71)
+    );
+    // The same image again makes no release (issue 8: "no change").
+    match ctl
+        .hook_build("alice", "web", pushed("0", ""), None)
+        .await
+        .unwrap()
+    {
+        BuildOutcome::Unchanged(r) => assert_eq!(r.version, 2),
+        other => panic!("expected no change, got {other:?}"),
+    }
+    // A failed build is recorded with its output and reason, and releases nothing.
+    let BuildOutcome::Failed(f) = ctl
+        .hook_build(
+            "alice",
+            "web",
+            NewBuild {
+                sha: "cd34".into(),
+                kind: Some(BuildKind::Buildpack),
+                log: "-----> compiling\nboom\n".into(),
+                ..Default::default()
+            },
+            Some("build of web failed: compile exited with 1".into()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a failure is recorded as failed")
+    };
+    assert_eq!((f.state.as_str(), f.image.as_str()), ("failed", ""));
+    let shown = ctl.get_build(&alice, "web", &f.uuid).await.unwrap();
+    assert_eq!(shown.log.as_deref(), Some("-----> compiling\nboom\n"));
+    assert!(shown.error.contains("exited with 1"), "{shown:?}");
+    let page = ctl
+        .list_builds(&alice, "web", PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.count, 2);
+    assert_eq!(page.results[0].state, "failed");
+    assert_eq!(
+        ctl.list_releases(&alice, "web", PageRequest::default())
+            .await
+            .unwrap()
+            .count,
+        2,
+        "neither the unchanged nor the failed build made a release"
+    );
     ctl.check_registry_access("alice", &token, "web", RegistryAction::Push)
         .await
         .unwrap();

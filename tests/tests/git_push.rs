@@ -52,6 +52,45 @@ async fn http_push_builds_the_deploy_branch_and_releases() {
     let (_, refs) = agit(&p.home, &src, &["ls-remote", &remote, "refs/heads/main"]).await;
     assert!(refs.starts_with(&before), "main unchanged: {refs}");
     assert_eq!(p.releases("hello", &alice).await, 2);
+    // ... and is recorded: state, reason and the output the pusher saw (deis builds:info).
+    let builds = p
+        .rest(
+            reqwest::Method::GET,
+            "/v2/apps/hello/builds/",
+            Some(&alice),
+            None,
+        )
+        .await;
+    let failed = &builds["results"][0];
+    assert_eq!(
+        (failed["state"].as_str(), failed["kind"].as_str()),
+        (Some("failed"), Some("buildpack")),
+        "{builds}"
+    );
+    let uuid = failed["uuid"].as_str().unwrap();
+    let shown = p
+        .rest(
+            reqwest::Method::GET,
+            &format!("/v2/apps/hello/builds/{uuid}/"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert!(
+        shown["log"]
+            .as_str()
+            .unwrap()
+            .contains("compile: error in main.rs"),
+        "{shown}"
+    );
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 1"),
+        "{shown}"
+    );
+    assert_eq!(builds["results"][1]["state"], "succeeded", "{builds}");
 
     // Deleting the deploy branch is refused with the reason.
     let (ok, out) = agit(&p.home, &src, &["push", &remote, ":main"]).await;
@@ -157,5 +196,44 @@ async fn second_push_to_a_busy_app_waits_then_is_refused() {
     let (ok, out) = first.await.unwrap();
     assert!(ok, "{out}");
     assert!(out.contains("hello:v2 deployed"), "{out}");
+    p.stop.cancel();
+}
+
+/// Guards issue 8's "no change": a push whose image digest equals the current release's
+/// says so and makes no release; the branch still moves.
+#[tokio::test]
+async fn a_push_building_the_running_image_makes_no_release() {
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let alice = p.user("alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+    std::fs::write(src.join("SAME"), "").unwrap();
+    commit(&p.home, &src, "reproducible");
+    let remote = p.remote("alice", &alice, "hello");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(ok && out.contains("hello:v2 deployed"), "{out}");
+    assert!(
+        git(
+            &p.home,
+            &src,
+            &["commit", "-q", "--allow-empty", "-m", "again"]
+        )
+        .0
+    );
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("No change: hello:v2 already runs this image (sha256:5555"),
+        "{out}"
+    );
+    assert_eq!(p.releases("hello", &alice).await, 2);
+    let (_, refs) = agit(&p.home, &src, &["ls-remote", &remote, "refs/heads/main"]).await;
+    assert!(refs.starts_with(&head(&p.home, &src)), "main moved: {refs}");
     p.stop.cancel();
 }

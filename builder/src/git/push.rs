@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::build::BuildRequest;
+use crate::build::{BuildKind, BuildRequest, BuiltImage};
 use crate::git::hook::{HookRequest, RefUpdate};
 use crate::git::{GitServer, HookOutput, Ticket, repo};
-use crate::platform::BuildReport;
+use crate::platform::{BuildReport, FailureReport, Recorded};
 
 /// Config key that names an app's deploy branch (default: `main` or `master`).
 pub const DEPLOY_BRANCH_KEY: &str = "DEPLOY_BRANCH";
@@ -194,10 +194,93 @@ async fn decide_inner(
         .tempdir_in(work_root(server).await?)
         .map_err(|e| format!("creating a work directory for {app}: {e}"))?;
     let source = work.path().join("src");
-    checkout(&repo_path, &sha, &source, work.path(), &req.env)
+    let mut transcript = Transcript::new(out);
+    let request = BuildRequest {
+        app: app.to_string(),
+        app_id: app.to_string(),
+        source_dir: source.clone(),
+        sha: sha.clone(),
+        config,
+    };
+    let built = build(
+        server,
+        req,
+        &repo_path,
+        work.path(),
+        &request,
+        &mut transcript,
+    )
+    .await;
+    let image = match built {
+        Ok(image) => image,
+        Err(reason) => {
+            // Recorded so that `deis builds` shows it and `deis builds:info` its output.
+            let kind = if source.join("Dockerfile").is_file() {
+                BuildKind::Dockerfile
+            } else {
+                BuildKind::Buildpack
+            };
+            let report = FailureReport {
+                username: ticket.username.clone(),
+                app: app.to_string(),
+                sha: sha.clone(),
+                kind,
+                log: transcript.log,
+                reason: reason.clone(),
+            };
+            if let Err(e) = server.platform.report_failure(&report).await {
+                tracing::warn!(app, error = %e, "could not record a failed build");
+            }
+            return Err(reason);
+        }
+    };
+    transcript.line("-----> Launching...").await;
+    let digest = image.digest.clone();
+    let recorded = server
+        .platform
+        .report_build(&BuildReport {
+            username: ticket.username.clone(),
+            app: app.to_string(),
+            sha: sha.clone(),
+            image,
+            log: transcript.log.clone(),
+        })
+        .await
+        .map_err(|e| format!("recording the build of {app}: {e}"))?;
+    match recorded {
+        Recorded::Released(release) => {
+            transcript
+                .line(&format!("-----> Launching... done, {release} deployed"))
+                .await;
+            tracing::info!(app, sha, release, "push built and released");
+        }
+        Recorded::Unchanged(release) => {
+            transcript
+                .line(&format!(
+                    "-----> No change: {release} already runs this image ({digest}); no new release was made"
+                ))
+                .await;
+            tracing::info!(app, sha, release, "push built an unchanged image");
+        }
+    }
+    Ok(())
+}
+
+/// Checks `request.sha` out and builds it under the build timeout; the error is what the
+/// pusher is told.
+async fn build(
+    server: &GitServer,
+    req: &HookRequest,
+    repo_path: &Path,
+    scratch: &Path,
+    request: &BuildRequest,
+    out: &mut Transcript<'_>,
+) -> Result<BuiltImage, String> {
+    let (app, sha, source) = (&request.app, &request.sha, &request.source_dir);
+    checkout(repo_path, sha, source, scratch, &req.env)
         .await
         .map_err(|e| format!("checking out {sha} of {app}: {e}"))?;
-    if std::fs::read_dir(&source)
+    if std::fs::read_dir(source)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true)
     {
@@ -205,20 +288,12 @@ async fn decide_inner(
             "commit {sha} of {app} has no files: nothing to build"
         ));
     }
-
-    out.line(&format!("-----> Building {app} from {}", short(&sha)))
+    out.line(&format!("-----> Building {app} from {}", short(sha)))
         .await;
-    let request = BuildRequest {
-        app: app.to_string(),
-        app_id: app.to_string(),
-        source_dir: source,
-        sha: sha.clone(),
-        config,
-    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
     let build = tokio::time::timeout(
         server.config.build_timeout,
-        server.builder.build(&request, &tx),
+        server.builder.build(request, &tx),
     );
     tokio::pin!(build);
     let outcome = loop {
@@ -231,31 +306,46 @@ async fn decide_inner(
     while let Ok(l) = rx.try_recv() {
         out.line(&l).await;
     }
-    let image = match outcome {
-        Err(_) => {
-            return Err(format!(
-                "the build of {app} took longer than {} and was stopped",
-                humantime::format_duration(server.config.build_timeout)
-            ));
+    match outcome {
+        Err(_) => Err(format!(
+            "the build of {app} took longer than {} and was stopped",
+            humantime::format_duration(server.config.build_timeout)
+        )),
+        Ok(Err(e)) => Err(format!("build of {app} failed: {e}")),
+        Ok(Ok(image)) => Ok(image),
+    }
+}
+
+/// How much build output is kept for the build record (the controller keeps the last
+/// 256 KiB; a little more here so its cut marker is right).
+const TRANSCRIPT_KEEP: usize = 320 * 1024;
+
+/// The pusher's output, also kept (its tail) for the build record.
+struct Transcript<'a> {
+    out: &'a mut HookOutput,
+    log: String,
+}
+
+impl<'a> Transcript<'a> {
+    fn new(out: &'a mut HookOutput) -> Self {
+        Transcript {
+            out,
+            log: String::new(),
         }
-        Ok(Err(e)) => return Err(format!("build of {app} failed: {e}")),
-        Ok(Ok(image)) => image,
-    };
-    out.line("-----> Launching...").await;
-    let release = server
-        .platform
-        .report_build(&BuildReport {
-            username: ticket.username.clone(),
-            app: app.to_string(),
-            sha: sha.clone(),
-            image,
-        })
-        .await
-        .map_err(|e| format!("recording the build of {app}: {e}"))?;
-    out.line(&format!("-----> Launching... done, {release} deployed"))
-        .await;
-    tracing::info!(app, sha, release, "push built and released");
-    Ok(())
+    }
+
+    async fn line(&mut self, text: &str) {
+        self.out.line(text).await;
+        self.log.push_str(text);
+        self.log.push('\n');
+        if self.log.len() > 2 * TRANSCRIPT_KEEP {
+            let mut cut = self.log.len() - TRANSCRIPT_KEEP;
+            while !self.log.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.log.drain(..cut);
+        }
+    }
 }
 
 async fn set_head(repo: &Path, branch: &str) {

@@ -117,6 +117,18 @@ pub struct Build {
     pub image: String,
     /// Creation time.
     pub created: String,
+    /// Git commit, empty for images.
+    pub sha: String,
+    /// `image`, `buildpack` or `dockerfile` (empty from a Deis controller).
+    pub kind: String,
+    /// The image's manifest digest.
+    pub digest: String,
+    /// `succeeded` or `failed` (empty from a Deis controller).
+    pub state: String,
+    /// Why a failed build failed.
+    pub error: String,
+    /// The build's output (one build only).
+    pub log: Option<String>,
 }
 
 /// A process of an app (`/v2/apps/<app>/pods/`).

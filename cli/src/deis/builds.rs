@@ -23,6 +23,14 @@ pub enum Command {
         #[arg(short = 'l', long, default_value_t = 100)]
         limit: usize,
     },
+    /// Show one build: how it was made, its image digest, and its output (failed builds too).
+    #[command(name = "builds:info")]
+    Info {
+        /// Build uuid (from deis builds); default the newest build.
+        uuid: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Deploy a prebuilt image from any registry (copied into the platform registry).
     #[command(alias = "builds:create")]
     Pull {
@@ -53,11 +61,68 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                             b.uuid.clone(),
                             b.created.clone(),
                             b.owner.clone(),
-                            b.image.clone(),
+                            or_dash(&b.kind),
+                            or_dash(&b.state),
+                            if b.state == "failed" {
+                                b.error.clone()
+                            } else {
+                                b.image.clone()
+                            },
                         ]
                     })
                     .collect();
-                out.table(&["UUID", "CREATED", "OWNER", "IMAGE"], &rows);
+                out.table(
+                    &["UUID", "CREATED", "OWNER", "KIND", "STATE", "IMAGE / ERROR"],
+                    &rows,
+                );
+            })
+        }
+        Command::Info { uuid, app } => {
+            let (_, c) = ctx.session()?;
+            let app = app.name()?;
+            let uuid = match uuid {
+                Some(u) => u,
+                None => c
+                    .list::<Build>(&["apps", &app, "builds"], 1)
+                    .await?
+                    .items
+                    .into_iter()
+                    .next()
+                    .map(|b| b.uuid)
+                    .ok_or_else(|| {
+                        anyhow!("{app} has no builds yet: git push to it, or deis pull an image")
+                    })?,
+            };
+            let r = c
+                .get(&["apps", &app, "builds", &uuid])
+                .reply::<Build>()
+                .await?;
+            out.show(&r.raw, || {
+                let b = &r.body;
+                out.heading(format!("{app} Build {}", b.uuid));
+                let fields = [
+                    ("kind", b.kind.clone()),
+                    ("state", b.state.clone()),
+                    ("error", b.error.clone()),
+                    ("owner", b.owner.clone()),
+                    ("created", b.created.clone()),
+                    ("sha", b.sha.clone()),
+                    ("image", b.image.clone()),
+                    ("digest", b.digest.clone()),
+                ];
+                for (k, val) in fields {
+                    if !val.is_empty() {
+                        out.line(format!("{:<9}{val}", format!("{k}:")));
+                    }
+                }
+                match b.log.as_deref() {
+                    Some(log) if !log.is_empty() => {
+                        out.line("");
+                        out.line("=== output");
+                        out.text(log);
+                    }
+                    _ => out.line("(no build output recorded)"),
+                }
             })
         }
         Command::Pull {
@@ -73,6 +138,14 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             }
             pull(ctx, &c, &app, &image, &body).await
         }
+    }
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
     }
 }
 

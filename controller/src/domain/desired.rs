@@ -42,10 +42,12 @@ pub fn desired(app: &App, release: &Release, build: Option<&Build>, config: &Con
     env.insert("PORT".into(), port.to_string());
     let image = build.map(|b| Image {
         reference: b.image.clone(),
-        kind: if b.sha.is_empty() || !b.dockerfile.is_empty() {
-            ImageKind::Container
-        } else {
-            ImageKind::Buildpack
+        kind: match b.kind.as_str() {
+            "buildpack" => ImageKind::Buildpack,
+            "image" | "dockerfile" => ImageKind::Container,
+            // Builds recorded before builds said their kind.
+            _ if b.sha.is_empty() || !b.dockerfile.is_empty() => ImageKind::Container,
+            _ => ImageKind::Buildpack,
         },
         // The release image is always in the platform registry (builds push there, `deis
         // pull` imports there); `deis registry:set` credentials are for the source registry and
@@ -242,6 +244,11 @@ mod tests {
                 .collect(),
             dockerfile: String::new(),
             port,
+            kind: String::new(),
+            digest: String::new(),
+            state: "succeeded".into(),
+            error: String::new(),
+            log: None,
             created: String::new(),
             updated: String::new(),
         }

@@ -4,10 +4,10 @@ use subtle::ConstantTimeEq as _;
 
 use super::Controller;
 use super::apps::{Access, app_for};
-use super::releases::NewBuild;
+use super::releases::{BuildOutcome, NewBuild};
 use super::rows;
 use crate::error::{Error, Result};
-use crate::model::{Build, Config, Release};
+use crate::model::Config;
 
 /// A user and the apps they may push to.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
@@ -66,15 +66,16 @@ impl Controller {
         self.config_with_secrets(&user, app).await
     }
 
-    /// Records a build on behalf of `username` and releases it.
+    /// Records a pushed build on behalf of `username` (see [`Controller::record_pushed_build`]).
     pub async fn hook_build(
         &self,
         username: &str,
         app: &str,
         build: NewBuild,
-    ) -> Result<(Build, Release)> {
+        failure: Option<String>,
+    ) -> Result<BuildOutcome> {
         let user = self.user_named(username).await?;
-        self.create_build(&user, app, build).await
+        self.record_pushed_build(&user, app, build, failure).await
     }
 
     /// Registry authorization: may `username`, proving itself with its API `token`,

@@ -79,6 +79,7 @@ impl Controller {
                 image: imported.image,
                 procfile: b.build.procfile,
                 port: imported.port,
+                kind: Some(crate::model::BuildKind::Image),
                 ..Default::default()
             },
         )

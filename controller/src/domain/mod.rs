@@ -33,7 +33,7 @@ pub use auth::{RegisterRequest, token_from_authorization};
 pub use hooks::{RegistryAction, UserApps};
 pub use images::ImageBuild;
 pub use reconcile::{Action, ReconcileSettings};
-pub use releases::{ConfigChange, ConfigPatch, ConfigValue, NewBuild};
+pub use releases::{BUILD_LOG_MAX, BuildOutcome, ConfigChange, ConfigPatch, ConfigValue, NewBuild};
 pub use runtime_ops::{AppSettings, Domain, SettingsPatch, Tls, check_domain};
 
 use crate::images::ImageImporter;

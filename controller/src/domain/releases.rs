@@ -10,7 +10,9 @@ use super::Controller;
 use super::apps::{Access, app_for, structure_for_build};
 use super::rows::{self, AppRow, BUILD_SELECT, CONFIG_SELECT, RELEASE_SELECT};
 use crate::error::{Error, Result};
-use crate::model::{Build, Config, ConfigBody, Page, PageRequest, Process, Release, User, now};
+use crate::model::{
+    Build, BuildKind, Config, ConfigBody, Page, PageRequest, Process, Release, User, now,
+};
 use crate::store::Conn;
 use crate::validate;
 
@@ -36,6 +38,60 @@ pub struct NewBuild {
     pub dockerfile: String,
     /// The port the image listens on, when known (becomes `PORT` unless config sets it).
     pub port: Option<u16>,
+    /// How it was built; `None` infers it (a Dockerfile, a git commit, or an image).
+    pub kind: Option<BuildKind>,
+    /// The image's manifest digest, when known (else taken from an `@sha256:` reference).
+    pub digest: String,
+    /// The build's output.
+    pub log: String,
+}
+
+impl NewBuild {
+    fn kind(&self) -> BuildKind {
+        self.kind.unwrap_or(if !self.dockerfile.is_empty() {
+            BuildKind::Dockerfile
+        } else if !self.sha.is_empty() {
+            BuildKind::Buildpack
+        } else {
+            BuildKind::Image
+        })
+    }
+
+    fn digest(&self) -> String {
+        if !self.digest.is_empty() {
+            return self.digest.clone();
+        }
+        match self.image.rsplit_once('@') {
+            Some((_, d)) if d.starts_with("sha256:") => d.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// How much of a build's output is kept: the last 256 KiB (where failures show).
+pub const BUILD_LOG_MAX: usize = 256 * 1024;
+
+/// The last `BUILD_LOG_MAX` bytes of `log`, cut at a character boundary.
+fn log_tail(log: &str) -> String {
+    if log.len() <= BUILD_LOG_MAX {
+        return log.to_string();
+    }
+    let mut start = log.len() - BUILD_LOG_MAX;
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[... {start} earlier bytes not kept]\n{}", &log[start..])
+}
+
+/// What recording a pushed build did.
+#[derive(Debug, Clone)]
+pub enum BuildOutcome {
+    /// Recorded and released.
+    Released(Box<(Build, Release)>),
+    /// The image equals the current release's: nothing recorded, the current release stays.
+    Unchanged(Release),
+    /// A failed build, recorded with its output; nothing released.
+    Failed(Build),
 }
 
 /// Changes to a config: `None` unsets a key.
@@ -130,6 +186,47 @@ fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
         config,
         build,
     })
+}
+
+/// Inserts a build row (`failure` non-empty: a failed build); answers its uuid.
+fn insert_build(
+    c: &mut dyn Conn,
+    a: &AppRow,
+    owner: &str,
+    build: &NewBuild,
+    failure: &str,
+) -> Result<String> {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let t = now();
+    let procfile =
+        serde_json::to_string(&build.procfile).map_err(|e| Error::Internal(e.to_string()))?;
+    let state = if failure.is_empty() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    c.execute(
+        "INSERT INTO builds (uuid, app_uuid, owner, image, sha, procfile, dockerfile, seq, created, updated, port, kind, digest, state, error, log) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE app_uuid = $8), $9, $10, $11, $12, $13, $14, $15, $16)",
+        &[
+            uuid.as_str().into(),
+            a.app.uuid.as_str().into(),
+            owner.into(),
+            build.image.as_str().into(),
+            build.sha.as_str().into(),
+            procfile.into(),
+            build.dockerfile.as_str().into(),
+            a.app.uuid.as_str().into(),
+            t.as_str().into(),
+            t.into(),
+            i64::from(build.port.unwrap_or(0)).into(),
+            build.kind().as_str().into(),
+            build.digest().into(),
+            state.into(),
+            failure.into(),
+            log_tail(&build.log).into(),
+        ],
+    )?;
+    Ok(uuid)
 }
 
 /// Deis's text for a version below 1; the Deis SDK recognizes the error by it
@@ -552,36 +649,71 @@ impl Controller {
             .write(move |c| {
                 let a = app_for(c, &caller, &name, Access::Use)?;
                 let cur = current(c, &a)?;
-                let uuid = uuid::Uuid::new_v4().to_string();
-                let t = now();
-                let procfile = serde_json::to_string(&build.procfile).map_err(|e| Error::Internal(e.to_string()))?;
-                c.execute(
-                    "INSERT INTO builds (uuid, app_uuid, owner, image, sha, procfile, dockerfile, seq, created, updated, port) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE app_uuid = $8), $9, $10, $11)",
-                    &[
-                        uuid.as_str().into(),
-                        a.app.uuid.as_str().into(),
-                        caller.username.as_str().into(),
-                        build.image.into(),
-                        build.sha.into(),
-                        procfile.into(),
-                        build.dockerfile.into(),
-                        a.app.uuid.as_str().into(),
-                        t.as_str().into(),
-                        t.into(),
-                        i64::from(build.port.unwrap_or(0)).into(),
-                    ],
-                )?;
+                let uuid = insert_build(c, &a, &caller.username, &build, "")?;
                 let b = build_by_uuid(c, &uuid)?;
                 let structure = structure_for_build(&a.app.structure, &b.procfile);
                 set_structure(c, &a, &structure)?;
                 let body = body_of(&cur.config);
                 let summary = summarize(&caller.username, &cur, Some(&b), &body);
-                let release = insert_release(c, &a, &caller.username, Some(&b.uuid), &cur.config.uuid, summary)?;
+                let release = insert_release(
+                    c,
+                    &a,
+                    &caller.username,
+                    Some(&b.uuid),
+                    &cur.config.uuid,
+                    summary,
+                )?;
                 Ok::<_, Error>((b, release, a.app.uuid.clone()))
             })
             .await?;
         self.notify(&app_uuid);
         Ok((b, release))
+    }
+
+    /// Records a pushed build: a failure is kept with its output; an image whose digest
+    /// equals the current release's makes no release; anything else is released.
+    pub async fn record_pushed_build(
+        &self,
+        caller: &User,
+        app: &str,
+        build: NewBuild,
+        failure: Option<String>,
+    ) -> Result<BuildOutcome> {
+        if let Some(reason) = failure {
+            if reason.trim().is_empty() {
+                return Err(Error::invalid(
+                    "failure",
+                    &reason,
+                    "a failed build needs a reason",
+                ));
+            }
+            let (caller, name) = (caller.clone(), app.to_string());
+            let b = self
+                .store
+                .write(move |c| {
+                    let a = app_for(c, &caller, &name, Access::Use)?;
+                    let uuid = insert_build(c, &a, &caller.username, &build, &reason)?;
+                    build_by_uuid(c, &uuid)
+                })
+                .await?;
+            return Ok(BuildOutcome::Failed(b));
+        }
+        let digest = build.digest();
+        if !digest.is_empty() {
+            let (who, name) = (caller.clone(), app.to_string());
+            let cur = self
+                .store
+                .read(move |c| {
+                    let a = app_for(c, &who, &name, Access::Use)?;
+                    current(c, &a)
+                })
+                .await?;
+            if cur.build.as_ref().is_some_and(|b| b.digest == digest) {
+                return Ok(BuildOutcome::Unchanged(cur.release));
+            }
+        }
+        let (b, r) = self.create_build(caller, app, build).await?;
+        Ok(BuildOutcome::Released(Box::new((b, r))))
     }
 
     /// The app's builds, newest first.
@@ -627,9 +759,18 @@ impl Controller {
             .read(move |c| {
                 let a = app_for(c, &caller, &app, Access::Use)?;
                 let sql = format!("{BUILD_SELECT} WHERE b.app_uuid = $1 AND b.uuid = $2");
-                c.query_opt(&sql, &[a.app.uuid.into(), uuid.as_str().into()])?
+                let mut b = c
+                    .query_opt(&sql, &[a.app.uuid.as_str().into(), uuid.as_str().into()])?
                     .map(|r| rows::build(&r))
-                    .ok_or_else(|| Error::NotFound(format!("build {uuid:?} not found in {app}")))?
+                    .ok_or_else(|| {
+                        Error::NotFound(format!("build {uuid:?} not found in {app}"))
+                    })??;
+                let log = c.query_opt(
+                    "SELECT log FROM builds WHERE uuid = $1",
+                    &[uuid.as_str().into()],
+                )?;
+                b.log = log.map(|r| r.text(0));
+                Ok(b)
             })
             .await
     }

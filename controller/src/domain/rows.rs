@@ -110,7 +110,7 @@ pub(crate) fn config(r: &Row) -> Result<Config> {
     })
 }
 
-pub(crate) const BUILD_SELECT: &str = "SELECT b.uuid, a.name, b.owner, b.image, b.sha, b.procfile, b.dockerfile, b.created, b.updated, b.port FROM builds b JOIN apps a ON a.uuid = b.app_uuid";
+pub(crate) const BUILD_SELECT: &str = "SELECT b.uuid, a.name, b.owner, b.image, b.sha, b.procfile, b.dockerfile, b.created, b.updated, b.port, b.kind, b.digest, b.state, b.error FROM builds b JOIN apps a ON a.uuid = b.app_uuid";
 
 pub(crate) fn build(r: &Row) -> Result<Build> {
     Ok(Build {
@@ -122,6 +122,11 @@ pub(crate) fn build(r: &Row) -> Result<Build> {
         procfile: json::<BTreeMap<String, String>>(r, 5, "builds.procfile")?,
         dockerfile: r.text(6),
         port: u16::try_from(r.int(9)).ok().filter(|p| *p > 0),
+        kind: r.text(10),
+        digest: r.text(11),
+        state: r.text(12),
+        error: r.text(13),
+        log: None,
         created: api_time(&r.text(7)),
         updated: api_time(&r.text(8)),
     })

@@ -54,7 +54,7 @@ impl From<BuildBody> for NewBuild {
             procfile: b.procfile.unwrap_or_default(),
             sha: b.sha.unwrap_or_default(),
             dockerfile: b.dockerfile.unwrap_or_default(),
-            port: None,
+            ..Default::default()
         }
     }
 }

@@ -19,14 +19,12 @@
 //! - `perms`: `/v2/apps/<app>/perms` and `/v2/admin/perms`
 //! - `logs`: `/v2/apps/<app>/logs` (tail, follow, search)
 //! - `routing`: `/v2/apps/<app>/{domains,settings,whitelist,tls,run}` and pod restarts
-//! - `hooks`: `/v2/hooks/*`, the builder's calls (`X-Deis-Builder-Auth`)
 
 mod apps;
 mod auth;
 mod builds;
 mod config;
 mod formation;
-mod hooks;
 mod keys;
 mod logs;
 mod perms;
@@ -310,7 +308,6 @@ pub fn router(state: RestState) -> Router {
         .merge(routing::routes())
         .merge(formation::routes())
         .merge(perms::routes())
-        .merge(hooks::routes())
         .merge(workflow_common::metrics::router())
         .fallback(not_found)
         .with_state(state)

@@ -146,6 +146,15 @@ CREATE TABLE app_settings (
     updated TEXT NOT NULL
 );
 "#,
+    // Builds say how they were made and what they produced; failed builds are recorded
+    // too (never released), with the output the pusher saw and the reason.
+    r#"
+ALTER TABLE builds ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE builds ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+ALTER TABLE builds ADD COLUMN state TEXT NOT NULL DEFAULT 'succeeded';
+ALTER TABLE builds ADD COLUMN error TEXT NOT NULL DEFAULT '';
+ALTER TABLE builds ADD COLUMN log TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// Brings the schema up to date.
