@@ -1,5 +1,3 @@
-//! PENDING: not yet compiled in this branch (deadline). Move to tests/tests/ and add
-//! workflow-builder, workflow-registry-sync, workflow-storage to tests/Cargo.toml to enable.
 //! The builder's engine pushing into a real registry-sync (in-process, with authentication
 //! on), read back with skopeo: the built-in Procfile buildpack, a caching fixture buildpack
 //! (the second build sees the cache), `BUILDPACK_URL` cloned with git, hostile input, and a
@@ -62,15 +60,24 @@ async fn registry() -> Registry {
     let config = workflow_registry_sync::Config {
         registry_url: host.clone(),
         storage: workflow_registry_sync::StorageConfig::Memory,
+        auth: workflow_registry_sync::AuthConfig {
+            builder_key: KEY.into(),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    tokio::spawn(workflow_registry_sync::run_with(
+    let serve = workflow_registry_sync::run_with(
         config,
         store,
         auth,
         workflow_registry_sync::Listeners { http, grpc },
         workflow_registry_sync::Shutdown::new(shutdown.clone(), std::time::Duration::from_secs(2)),
-    ));
+    );
+    tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            panic!("registry-sync stopped: {e}");
+        }
+    });
     Registry { host, shutdown }
 }
 
