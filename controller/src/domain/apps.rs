@@ -147,8 +147,38 @@ impl Controller {
                 Ok(app_for(c, &caller, &name, Access::Own)?.app)
             })
             .await?;
+        self.clear_leftover_images(&app).await?;
         self.notify(&app.uuid);
         Ok(app)
+    }
+
+    /// Deletes any registry repository of the new app's name: images a destroyed app of this
+    /// name left behind (destroyed before destroy deleted them, or pushed while it was being
+    /// destroyed) are never the new app's. The row is inserted first, so nobody else can take
+    /// the name meanwhile; if the registry cannot be cleared the app is removed again and the
+    /// create fails, saying why.
+    async fn clear_leftover_images(&self, app: &App) -> Result<()> {
+        let Some(images) = &self.images else {
+            return Ok(());
+        };
+        let Err(e) = images.delete_repository(&app.id).await else {
+            return Ok(());
+        };
+        let uuid = app.uuid.clone();
+        if let Err(undo) = self
+            .store
+            .write(move |c| {
+                c.execute("DELETE FROM apps WHERE uuid = $1", &[uuid.into()])?;
+                Ok::<_, Error>(())
+            })
+            .await
+        {
+            tracing::error!(app = %app.id, error = %undo, "removing an app whose registry could not be cleared");
+        }
+        Err(Error::Unavailable(format!(
+            "creating app {}: the registry could not be cleared of an earlier app of this name ({e}); create it again when registry-sync is back",
+            app.id
+        )))
     }
 
     /// Apps the caller may use (all of them for administrators), by name.
@@ -228,7 +258,18 @@ impl Controller {
         // Before the row goes: while the name is taken nobody can re-create it and inherit the
         // old images, so a failed cleanup leaves the app in place to be destroyed again.
         if let Some(images) = &self.images {
-            images.delete_repository(name).await?;
+            images.delete_repository(name).await.map_err(|e| match e {
+                Error::Unavailable(m) => Error::Unavailable(format!(
+                    "{m}; destroy {name} again when registry-sync is back"
+                )),
+                other => other,
+            })?;
+        }
+        // Likewise its logs (reads are also bounded by the app's creation time, so a new app
+        // of this name shows none of them even if this fails after a partial delete).
+        if let Some(logs) = &self.logs {
+            let lines = logs.delete(name).await?;
+            tracing::info!(app = name, lines, "app logs deleted");
         }
         let (c2, n2) = (caller.clone(), name.to_string());
         self.store
