@@ -407,14 +407,14 @@ impl Controller {
             .await
     }
 
-    /// App names `user` may use, for the builder's key lookup.
-    pub(crate) fn app_names_for(c: &mut dyn Conn, user: &User) -> Result<Vec<String>> {
+    /// Apps `user` may use (name -> uuid), for the builder's key lookup.
+    pub(crate) fn apps_for(c: &mut dyn Conn, user: &User) -> Result<BTreeMap<String, String>> {
         Ok(c.query(
-            "SELECT a.name FROM apps a WHERE a.owner_id = $1 OR $2 = 1 OR EXISTS(SELECT 1 FROM perms p WHERE p.app_uuid = a.uuid AND p.user_id = $1) ORDER BY a.name",
+            "SELECT a.name, a.uuid FROM apps a WHERE a.owner_id = $1 OR $2 = 1 OR EXISTS(SELECT 1 FROM perms p WHERE p.app_uuid = a.uuid AND p.user_id = $1) ORDER BY a.name",
             &[user.id.into(), user.is_superuser.into()],
         )?
         .iter()
-        .map(|r| r.text(0))
+        .map(|r| (r.text(0), r.text(1)))
         .collect())
     }
 }
