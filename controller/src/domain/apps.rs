@@ -113,13 +113,8 @@ impl Controller {
                     return Err(Error::invalid("id", &name, "Application with this id already exists."));
                 }
                 r?;
-                let config_uuid = uuid::Uuid::new_v4().to_string();
-                let body = serde_json::to_string(&ConfigBody::default())
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                c.execute(
-                    "INSERT INTO configs (uuid, app_uuid, owner, body, created, updated) VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[config_uuid.as_str().into(), uuid.as_str().into(), caller.username.as_str().into(), body.into(), t.as_str().into(), t.as_str().into()],
-                )?;
+                let config_uuid =
+                    super::releases::insert_config(c, &uuid, &caller.username, &ConfigBody::default())?.uuid;
                 c.execute(
                     "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated, state) VALUES ($1, $2, 1, $3, NULL, $4, $5, 0, '', $6, $7, 'deployed')",
                     &[
@@ -279,6 +274,15 @@ impl Controller {
                 Ok::<_, Error>(())
             })
             .await?;
+        // Values only this app used; best effort (a value a concurrent config change reuses
+        // makes the delete fail, and the next destroy collects it).
+        let collected = self
+            .store
+            .write(|c| Ok::<_, Error>(crate::store::delete_unused_config_values(c)?))
+            .await;
+        if let Err(e) = collected {
+            tracing::warn!(app = name, error = %e, "collecting unused config values failed");
+        }
         self.forget_deploy_lock(name);
         self.unpublish(name);
         Ok(())
