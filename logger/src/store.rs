@@ -692,11 +692,7 @@ impl AppLog {
         // The empty segment at `next` first, then the old ones oldest first: whatever a crash
         // leaves is a contiguous suffix that recovery accepts.
         state.active = None;
-        if !state
-            .segments
-            .last()
-            .is_some_and(|s| s.first_cursor == next)
-        {
+        if state.segments.last().is_none_or(|s| s.first_cursor != next) {
             let path = segment_path(&self.dir, next);
             File::create(&path)
                 .and_then(|f| f.sync_all())
