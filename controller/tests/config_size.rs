@@ -3,6 +3,11 @@
 //! the same big values, one changed small one), then 20 releases that change no config
 //! (builds). Prints the growth of each phase; the figure is the SQLite database's size
 //! (`page_count * page_size`, WAL included), which does not depend on timing.
+//!
+//! Measured on 2026-11-26 (values of 10,811,846 bytes sent in all): before values were stored
+//! by content (commit 736a94d) the 11 requests grew the database by 10,829,824 bytes, after by
+//! 1,048,576; the 20 builds grew it by 12,288 bytes both times (builds and rollbacks already
+//! reused the release's config row).
 
 mod common;
 
