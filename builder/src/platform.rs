@@ -35,6 +35,8 @@ pub struct KeyOwner {
     pub username: String,
     /// Apps the user may push to.
     pub apps: Vec<String>,
+    /// Their uuids by name: what [`crate::git::repo::Repos::ensure`] binds a repository to.
+    pub app_uuids: BTreeMap<String, String>,
 }
 
 /// A successful build to record.
@@ -81,14 +83,15 @@ pub enum Recorded {
 /// The controller's calls the builder needs.
 #[async_trait::async_trait]
 pub trait Platform: Send + Sync + std::fmt::Debug + 'static {
-    /// May `username` with API `token` push (`push == true`) to or fetch from `app`?
+    /// May `username` with API `token` push (`push == true`) to or fetch from `app`? Answers
+    /// the app's uuid.
     async fn check_token(
         &self,
         username: &str,
         token: &str,
         app: &str,
         push: bool,
-    ) -> Result<(), PlatformError>;
+    ) -> Result<String, PlatformError>;
     /// The owner of the SSH key with this fingerprint (`SHA256:...`).
     async fn user_from_key(&self, fingerprint: &str) -> Result<KeyOwner, PlatformError>;
     /// The app's config, read on behalf of `username`.
@@ -141,30 +144,34 @@ impl Platform for GrpcPlatform {
         token: &str,
         app: &str,
         push: bool,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<String, PlatformError> {
         let action = if push { "push" } else { "pull" };
         match self
             .hooks
-            .check_access(username, token, app, action)
+            .check_access_uuid(username, token, app, action)
             .await
             .map_err(map_err)?
         {
-            Access::Allowed => Ok(()),
-            Access::Denied(reason) => Err(PlatformError::Denied(reason)),
+            (Access::Allowed, uuid) => Ok(uuid),
+            (Access::Denied(reason), _) => Err(PlatformError::Denied(reason)),
         }
     }
 
     async fn user_from_key(&self, fingerprint: &str) -> Result<KeyOwner, PlatformError> {
-        let (username, apps) =
-            self.hooks
-                .user_from_key(fingerprint)
-                .await
-                .map_err(|e| match map_err(e) {
-                    // An unknown key is an authentication failure, not a missing app.
-                    PlatformError::Denied(m) => PlatformError::Unauthenticated(m),
-                    other => other,
-                })?;
-        Ok(KeyOwner { username, apps })
+        let (username, apps, app_uuids) = self
+            .hooks
+            .user_from_key_uuids(fingerprint)
+            .await
+            .map_err(|e| match map_err(e) {
+                // An unknown key is an authentication failure, not a missing app.
+                PlatformError::Denied(m) => PlatformError::Unauthenticated(m),
+                other => other,
+            })?;
+        Ok(KeyOwner {
+            username,
+            apps,
+            app_uuids,
+        })
     }
 
     async fn app_config(

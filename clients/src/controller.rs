@@ -48,6 +48,21 @@ impl ControllerHooks {
         app: &str,
         action: &str,
     ) -> Result<Access> {
+        Ok(self
+            .check_access_uuid(username, token, app, action)
+            .await?
+            .0)
+    }
+
+    /// [`ControllerHooks::check_access`], with the app's uuid when allowed (empty from a
+    /// controller that predates it, or for a login without an app).
+    pub async fn check_access_uuid(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+        action: &str,
+    ) -> Result<(Access, String)> {
         let r = self
             .conn
             .call("check access", CallOptions::READ, |ch| async move {
@@ -61,14 +76,23 @@ impl ControllerHooks {
             })
             .await?;
         Ok(if r.allowed {
-            Access::Allowed
+            (Access::Allowed, r.app_uuid)
         } else {
-            Access::Denied(r.reason)
+            (Access::Denied(r.reason), String::new())
         })
     }
     /// The owner of the SSH key with `fingerprint` (`SHA256:...` or MD5 `aa:bb:...`) and the
     /// apps they may push to; an unknown key is a `NotFound` error.
     pub async fn user_from_key(&self, fingerprint: &str) -> Result<(String, Vec<String>)> {
+        let (username, apps, _) = self.user_from_key_uuids(fingerprint).await?;
+        Ok((username, apps))
+    }
+
+    /// [`ControllerHooks::user_from_key`], with each app's uuid by name.
+    pub async fn user_from_key_uuids(
+        &self,
+        fingerprint: &str,
+    ) -> Result<(String, Vec<String>, BTreeMap<String, String>)> {
         let r = self
             .conn
             .call("user from key", CallOptions::READ, |ch| async move {
@@ -78,7 +102,7 @@ impl ControllerHooks {
                 Ok(HooksClient::new(ch).user_from_key(req).await?.into_inner())
             })
             .await?;
-        Ok((r.username, r.apps))
+        Ok((r.username, r.apps, r.app_uuids.into_iter().collect()))
     }
 
     /// The config values of `app`, read on behalf of `username`.

@@ -13,7 +13,8 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use workflow_proto::logger::MAX_MESSAGE_BYTES;
 use workflow_proto::logger::v1::{
-    FollowRequest, LogRecord, SearchRequest, TailRequest, logger_client::LoggerClient,
+    DeleteRequest, FollowRequest, LogRecord, SearchRequest, TailRequest,
+    logger_client::LoggerClient,
 };
 
 use workflow_common::grpc::PlatformCredential;
@@ -74,12 +75,18 @@ impl LogClient {
 
     /// The last `n` lines of `app`, oldest first, and the cursor to follow from.
     pub async fn tail(&self, app: &str, n: u32) -> Result<(Vec<LogRecord>, u64)> {
+        self.tail_since(app, n, 0).await
+    }
+
+    /// [`LogClient::tail`] of the lines at or after `since` (Unix nanoseconds; 0 = all).
+    pub async fn tail_since(&self, app: &str, n: u32, since: i64) -> Result<(Vec<LogRecord>, u64)> {
         let r = self
             .conn
             .call("tail", CallOptions::READ, |ch| async move {
                 let req = TailRequest {
                     app: app.to_string(),
                     lines: n,
+                    since_unix_nanos: since,
                 };
                 Ok(Self::client(ch).tail(req).await?.into_inner())
             })
@@ -89,6 +96,16 @@ impl LogClient {
 
     /// Every line of `app` from `from_cursor` on, then new ones as they arrive.
     pub async fn follow(&self, app: &str, from_cursor: u64) -> Result<FollowStream> {
+        self.follow_since(app, from_cursor, 0).await
+    }
+
+    /// [`LogClient::follow`] of the lines at or after `since` (Unix nanoseconds; 0 = all).
+    pub async fn follow_since(
+        &self,
+        app: &str,
+        from_cursor: u64,
+        since: i64,
+    ) -> Result<FollowStream> {
         // The deadline and retries cover opening the stream; the stream itself lasts.
         let stream = self
             .conn
@@ -96,6 +113,7 @@ impl LogClient {
                 let req = FollowRequest {
                     app: app.to_string(),
                     from_cursor,
+                    since_unix_nanos: since,
                 };
                 Ok(Self::client(ch).follow(req).await?.into_inner())
             })
@@ -134,6 +152,22 @@ impl LogClient {
             .await?;
         let next = (!r.next_page_token.is_empty()).then_some(r.next_page_token);
         Ok((r.records, next))
+    }
+}
+
+impl LogClient {
+    /// Deletes every stored line of `app` (when the app is destroyed); answers how many.
+    pub async fn delete(&self, app: &str) -> Result<u64> {
+        let r = self
+            .conn
+            .call("delete", CallOptions::READ, |ch| async move {
+                let req = DeleteRequest {
+                    app: app.to_string(),
+                };
+                Ok(Self::client(ch).delete(req).await?.into_inner())
+            })
+            .await?;
+        Ok(r.lines_deleted)
     }
 }
 

@@ -64,19 +64,64 @@ where
 
 /// Serves `routes` on an already bound listener until `shutdown`, draining open calls for the
 /// grace period and then cutting them. Every call but health and reflection must carry the
-/// platform credential as `guard` says.
+/// platform credential as `guard` says. Uses the default [`GrpcLimits`].
 pub async fn serve(
     routes: Routes,
     listener: tokio::net::TcpListener,
     shutdown: &crate::shutdown::Shutdown,
     guard: Guard,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = capped_incoming(listener, MAX_CONNECTIONS);
+    serve_with(routes, listener, shutdown, guard, GrpcLimits::default()).await
+}
+
+/// The connection limits of one gRPC port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcLimits {
+    /// Connections served at once (more wait in the kernel's accept queue).
+    pub max_connections: usize,
+    /// A connection must have sent the HTTP/2 preface and its first frame header within this
+    /// long of being accepted, or it is closed: silent or trickling peers hold no slot.
+    pub handshake_timeout: std::time::Duration,
+    /// How often an idle connection is pinged; one not answering within
+    /// `keepalive_timeout` is closed.
+    pub keepalive_interval: std::time::Duration,
+    /// See `keepalive_interval`.
+    pub keepalive_timeout: std::time::Duration,
+}
+
+impl Default for GrpcLimits {
+    /// 1,024 connections, 10 s to complete the handshake, pings every 30 s answered within 10 s.
+    fn default() -> Self {
+        GrpcLimits {
+            max_connections: MAX_CONNECTIONS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            keepalive_interval: std::time::Duration::from_secs(30),
+            keepalive_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Default of [`GrpcLimits::handshake_timeout`].
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    routes: Routes,
+    listener: tokio::net::TcpListener,
+    shutdown: &crate::shutdown::Shutdown,
+    guard: Guard,
+    limits: GrpcLimits,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = capped_incoming_with(
+        listener,
+        limits.max_connections,
+        Some(limits.handshake_timeout),
+    );
     let stop = shutdown.token().clone().cancelled_owned();
     let server = tonic::transport::Server::builder()
         // Dead or silent peers are found and dropped instead of holding a slot forever.
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .layer(tower::layer::layer_fn(Counted))
         .layer(guard)
         .add_routes(routes)
@@ -281,11 +326,19 @@ mod tests {
 /// flood of one port leaves the process's descriptors to the others.
 pub const MAX_CONNECTIONS: usize = 1024;
 
-/// A served connection holding its slot of the port's cap until it closes.
+/// Bytes a client sends first on an HTTP/2 connection: the 24-byte preface and the 9-byte
+/// header of its SETTINGS frame.
+pub const HANDSHAKE_BYTES: usize = 24 + 9;
+
+/// A served connection holding its slot of the port's cap until it closes, and closed (reads
+/// fail with `TimedOut`) if its first [`HANDSHAKE_BYTES`] do not arrive before its deadline.
 #[derive(Debug)]
 pub struct CappedIo {
     io: tokio::net::TcpStream,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    /// Until the handshake bytes are in; `None` after (or with no timeout).
+    handshake: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    received: usize,
 }
 
 impl tokio::io::AsyncRead for CappedIo {
@@ -294,7 +347,37 @@ impl tokio::io::AsyncRead for CappedIo {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut this.io).poll_read(cx, buf);
+        let Some(deadline) = this.handshake.as_mut() else {
+            return polled;
+        };
+        match polled {
+            Poll::Ready(Ok(())) => {
+                this.received += buf.filled().len() - before;
+                if this.received >= HANDSHAKE_BYTES {
+                    this.handshake = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            // Polling the deadline registers the waker, so a silent peer is woken up for.
+            Poll::Pending => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::debug!(
+                        received = this.received,
+                        "closing a gRPC connection that did not complete the HTTP/2 handshake in time"
+                    );
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the HTTP/2 handshake did not complete in time",
+                    )))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
@@ -348,14 +431,31 @@ pub fn capped_incoming(
     listener: tokio::net::TcpListener,
     cap: usize,
 ) -> impl futures::Stream<Item = std::io::Result<CappedIo>> + Send + 'static {
+    capped_incoming_with(listener, cap, None)
+}
+
+/// [`capped_incoming`] whose connections must complete the HTTP/2 handshake within
+/// `handshake_timeout` of being accepted.
+pub fn capped_incoming_with(
+    listener: tokio::net::TcpListener,
+    cap: usize,
+    handshake_timeout: Option<std::time::Duration>,
+) -> impl futures::Stream<Item = std::io::Result<CappedIo>> + Send + 'static {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cap.max(1)));
-    futures::stream::unfold((listener, slots), |(listener, slots)| async move {
+    futures::stream::unfold((listener, slots), move |(listener, slots)| async move {
         let slot = slots.clone().acquire_owned().await.ok()?;
         loop {
             match listener.accept().await {
                 Ok((io, _)) => {
                     let _ = io.set_nodelay(true);
-                    return Some((Ok(CappedIo { io, _slot: slot }), (listener, slots)));
+                    let handshake = handshake_timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+                    let io = CappedIo {
+                        io,
+                        _slot: slot,
+                        handshake,
+                        received: 0,
+                    };
+                    return Some((Ok(io), (listener, slots)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "gRPC accept failed");

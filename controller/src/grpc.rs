@@ -479,6 +479,7 @@ impl pb::hooks_server::Hooks for Grpc {
         Ok(Response::new(pb::UserApps {
             username: ua.username,
             apps: ua.apps,
+            app_uuids: ua.app_uuids.into_iter().collect(),
         }))
     }
     async fn app_config(&self, req: Request<pb::HookConfigRequest>) -> R<pb::Config> {
@@ -568,15 +569,17 @@ impl pb::hooks_server::Hooks for Grpc {
             .check_registry_access(&r.username, &r.token, &r.app, action)
             .await;
         Ok(Response::new(match outcome {
-            Ok(()) => pb::CheckAccessResponse {
+            Ok(uuid) => pb::CheckAccessResponse {
                 allowed: true,
                 reason: String::new(),
+                app_uuid: uuid.unwrap_or_default(),
             },
             // A valid user without the right gets allowed = false and the reason.
             Err(e @ (crate::Error::Forbidden(_) | crate::Error::NotFound(_))) => {
                 pb::CheckAccessResponse {
                     allowed: false,
                     reason: e.to_string(),
+                    app_uuid: String::new(),
                 }
             }
             // Bad credentials are an Unauthenticated status (the registry and git answer 401

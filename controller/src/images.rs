@@ -84,9 +84,7 @@ impl ImageImporter for RegistrySync {
 
     async fn delete_repository(&self, app: &str) -> Result<()> {
         let removed = self.client.delete_repository(app).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "deleting the registry repository of {app}: {e}; destroy it again when registry-sync is back"
-            ))
+            Error::Unavailable(format!("deleting the registry repository of {app}: {e}"))
         })?;
         tracing::info!(app, removed, "registry repository deleted");
         Ok(())

@@ -33,14 +33,30 @@ pub struct LogQuery {
 }
 
 /// A source of an app's log lines, formatted for display.
+///
+/// Every read takes `since` (Unix nanoseconds): lines before it are never returned. The
+/// controller passes the app's creation time, so a re-created name shows none of a destroyed
+/// app's lines even when deleting them failed.
 #[tonic::async_trait]
 pub trait LogSource: Send + Sync + 'static {
-    /// The last `n` lines, oldest first, and the cursor a follow continues from.
-    async fn tail(&self, app: &str, n: u32) -> Result<(Vec<String>, u64)>;
-    /// Every line from `cursor` on, as written, until the stream is dropped.
-    async fn follow(&self, app: &str, cursor: u64) -> Result<LineStream>;
-    /// Matching lines, newest first, and the next page's token.
-    async fn search(&self, app: &str, q: LogQuery) -> Result<(Vec<String>, Option<String>)>;
+    /// The last `n` lines at or after `since`, oldest first, and the cursor a follow continues from.
+    async fn tail(&self, app: &str, n: u32, since: i64) -> Result<(Vec<String>, u64)>;
+    /// Every line from `cursor` on at or after `since`, as written, until the stream is dropped.
+    async fn follow(&self, app: &str, cursor: u64, since: i64) -> Result<LineStream>;
+    /// Matching lines at or after `since` (and `q`'s own bounds), newest first, and the next
+    /// page's token.
+    async fn search(
+        &self,
+        app: &str,
+        q: LogQuery,
+        since: i64,
+    ) -> Result<(Vec<String>, Option<String>)>;
+    /// Deletes every stored line of `app` when the app is destroyed; answers how many. The
+    /// default has nothing to delete.
+    async fn delete(&self, app: &str) -> Result<u64> {
+        let _ = app;
+        Ok(0)
+    }
 }
 
 /// The logger's aggregator at a gRPC URL.
@@ -84,19 +100,19 @@ fn time_bound(field: &'static str, v: &Option<String>) -> Result<Option<i64>> {
 
 #[tonic::async_trait]
 impl LogSource for Aggregator {
-    async fn tail(&self, app: &str, n: u32) -> Result<(Vec<String>, u64)> {
+    async fn tail(&self, app: &str, n: u32, since: i64) -> Result<(Vec<String>, u64)> {
         let (records, next) = self
             .client
-            .tail(app, n)
+            .tail_since(app, n, since)
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok((records.iter().map(format_line).collect(), next))
     }
 
-    async fn follow(&self, app: &str, cursor: u64) -> Result<LineStream> {
+    async fn follow(&self, app: &str, cursor: u64, since: i64) -> Result<LineStream> {
         let stream = self
             .client
-            .follow(app, cursor)
+            .follow_since(app, cursor, since)
             .await
             .map_err(|e| self.unavailable(e))?;
         let endpoint = self.client.url().to_string();
@@ -106,10 +122,17 @@ impl LogSource for Aggregator {
         })))
     }
 
-    async fn search(&self, app: &str, q: LogQuery) -> Result<(Vec<String>, Option<String>)> {
+    async fn search(
+        &self,
+        app: &str,
+        q: LogQuery,
+        since: i64,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let asked = time_bound("since", &q.since)?;
+        let floor = (since != 0).then_some(since);
         let search = Search {
             query: q.query,
-            since: time_bound("since", &q.since)?,
+            since: asked.max(floor),
             until: time_bound("until", &q.until)?,
             process_type: q.process_type.filter(|t| !t.is_empty()),
             limit: q.limit,
@@ -121,5 +144,14 @@ impl LogSource for Aggregator {
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok((records.iter().map(format_line).collect(), next))
+    }
+
+    async fn delete(&self, app: &str) -> Result<u64> {
+        self.client.delete(app).await.map_err(|e| {
+            Error::Unavailable(format!(
+                "deleting the logs of {app} at {}: {e}; destroy it again when the logger is back",
+                self.client.url()
+            ))
+        })
     }
 }

@@ -27,12 +27,22 @@ struct FakeLogs {
 
 #[tonic::async_trait]
 impl LogSource for FakeLogs {
-    async fn tail(&self, _app: &str, n: u32) -> workflow_controller::Result<(Vec<String>, u64)> {
+    async fn tail(
+        &self,
+        _app: &str,
+        n: u32,
+        _since: i64,
+    ) -> workflow_controller::Result<(Vec<String>, u64)> {
         let lines = self.lines.lock().unwrap();
         let start = lines.len().saturating_sub(n as usize);
         Ok((lines[start..].to_vec(), lines.len() as u64))
     }
-    async fn follow(&self, _app: &str, _cursor: u64) -> workflow_controller::Result<LineStream> {
+    async fn follow(
+        &self,
+        _app: &str,
+        _cursor: u64,
+        _since: i64,
+    ) -> workflow_controller::Result<LineStream> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         *self.new.lock().unwrap() = Some(tx);
         Ok(Box::pin(
@@ -43,6 +53,7 @@ impl LogSource for FakeLogs {
         &self,
         _app: &str,
         q: LogQuery,
+        _since: i64,
     ) -> workflow_controller::Result<(Vec<String>, Option<String>)> {
         *self.searched.lock().unwrap() = Some(q);
         let mut hits = self.lines.lock().unwrap().clone();

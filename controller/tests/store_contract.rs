@@ -638,6 +638,80 @@ async fn malformed_json_is_an_error(store: Store) {
     assert_eq!(err.http_status(), 500);
 }
 
+/// Guards issue 10: config values are stored once by content and read back exactly, through
+/// changes, builds and rollbacks; destroying the app collects the values only it used.
+async fn config_values_stored_once(store: Store) {
+    let ctl = common::controller(store.clone());
+    let (alice, _) = user(&ctl, "alice").await;
+    ctl.create_app(&alice, Some("hello")).await.unwrap();
+    ctl.create_app(&alice, Some("other")).await.unwrap();
+    let big = "x".repeat(60_000);
+    ctl.set_config(&alice, "hello", set("BIG", &big))
+        .await
+        .unwrap();
+    ctl.set_config(&alice, "other", set("BIG", &big))
+        .await
+        .unwrap();
+    for v in ["1", "2", "3"] {
+        ctl.set_config(&alice, "hello", set("STEP", v))
+            .await
+            .unwrap();
+    }
+    ctl.create_build(
+        &alice,
+        "hello",
+        NewBuild {
+            image: "registry.example.com/hello:1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let count_big = |store: Store| async move {
+        store
+            .read(|c| {
+                Ok::<_, StoreError>(
+                    c.query(
+                        "SELECT COUNT(*) FROM config_values WHERE value = $1",
+                        &["x".repeat(60_000).into()],
+                    )?[0]
+                        .int(0),
+                )
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        count_big(store.clone()).await,
+        1,
+        "stored once across releases and apps"
+    );
+    let config = ctl.get_config(&alice, "hello").await.unwrap();
+    assert_eq!(config.values.get("BIG"), Some(&big));
+    assert_eq!(config.values.get("STEP").map(String::as_str), Some("3"));
+    // Rolling back to v3 (BIG + STEP=1) brings that config back exactly.
+    ctl.rollback(&alice, "hello", Some(3)).await.unwrap();
+    let config = ctl.get_config(&alice, "hello").await.unwrap();
+    assert_eq!(config.values.len(), 2);
+    assert_eq!(config.values.get("STEP").map(String::as_str), Some("1"));
+    ctl.set_config(&alice, "hello", unset("BIG")).await.unwrap();
+    let config = ctl.get_config(&alice, "hello").await.unwrap();
+    assert!(!config.values.contains_key("BIG"));
+    // `other` still uses the value: destroying `hello` keeps it, destroying `other` drops it.
+    ctl.destroy_app(&alice, "hello").await.unwrap();
+    assert_eq!(count_big(store.clone()).await, 1);
+    assert_eq!(
+        ctl.get_config(&alice, "other")
+            .await
+            .unwrap()
+            .values
+            .get("BIG"),
+        Some(&big)
+    );
+    ctl.destroy_app(&alice, "other").await.unwrap();
+    assert_eq!(count_big(store.clone()).await, 0);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -671,7 +745,51 @@ contract!(
     failed_rollout_keeps_previous,
     concurrent_changes_get_distinct_versions,
     malformed_json_is_an_error,
+    config_values_stored_once,
 );
+
+/// Guards issue 10's migration: configs written before values were stored by content (values
+/// inline in the body) are moved out when the store is opened, and read back the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_legacy_inline_config_values_are_moved() {
+    let (store, dir) = common::sqlite();
+    let ctl = common::controller(store.clone());
+    let (alice, _) = user(&ctl, "alice").await;
+    ctl.create_app(&alice, Some("hello")).await.unwrap();
+    ctl.set_config(&alice, "hello", set("GREETING", "hi"))
+        .await
+        .unwrap();
+    // Rewrite every config the old way.
+    store
+        .write(|c| {
+            c.execute("DELETE FROM config_value_refs", &[])?;
+            c.execute("DELETE FROM config_values", &[])?;
+            c.execute(
+                "UPDATE configs SET body = $1, values_by_hash = 0",
+                &[r#"{"values":{"GREETING":"legacy"},"memory":{},"cpu":{},"tags":{},"registry":{},"healthcheck":{}}"#.into()],
+            )
+        })
+        .await
+        .unwrap();
+    drop(ctl);
+    drop(store);
+    let store = Store::open(dir.path().join("c.db").to_str().unwrap()).unwrap();
+    let ctl = common::controller(store.clone());
+    let config = ctl.get_config(&alice, "hello").await.unwrap();
+    assert_eq!(
+        config.values.get("GREETING").map(String::as_str),
+        Some("legacy")
+    );
+    let left = store
+        .read(|c| {
+            Ok::<_, StoreError>(
+                c.query("SELECT COUNT(*) FROM configs WHERE values_by_hash = 0", &[])?[0].int(0),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
 
 /// Controllers starting together on one fresh PostgreSQL database all migrate it
 /// (guards the migration lock: without it the losers failed on each other's tables).

@@ -102,6 +102,29 @@ impl Aggregator {
         blocking(move || store.append(batch)).await
     }
 
+    /// Deletes every stored line of `app` (segments now, index entries on the index thread's
+    /// next pass); answers how many lines were removed.
+    pub async fn delete(&self, app: &str) -> Result<u64> {
+        let store = self.store.clone();
+        let app = app.to_string();
+        blocking(move || store.delete(&app)).await
+    }
+
+    /// The last `n` lines of `app` at or after `since` (Unix nanoseconds; 0 = all), oldest
+    /// first, and the cursor a follow continues from.
+    pub async fn tail_since(
+        &self,
+        app: &str,
+        n: usize,
+        since: i64,
+    ) -> Result<(Vec<LogRecord>, u64)> {
+        let (mut records, next) = self.tail(app, n).await?;
+        if since != 0 {
+            records.retain(|r| r.time_unix_nanos >= since);
+        }
+        Ok((records, next))
+    }
+
     /// The last `n` lines of `app`, oldest first, and the cursor a follow continues from.
     pub async fn tail(&self, app: &str, n: usize) -> Result<(Vec<LogRecord>, u64)> {
         let log = self.store.app(app)?;
@@ -113,6 +136,24 @@ impl Aggregator {
             });
         }
         blocking(move || log.tail(n)).await
+    }
+
+    /// [`Aggregator::follow`] without the lines before `since` (Unix nanoseconds; 0 = all).
+    pub fn follow_since(&self, app: &str, from_cursor: u64, since: i64) -> Result<RecordStream> {
+        use futures::StreamExt as _;
+        let stream = self.follow(app, from_cursor)?;
+        if since == 0 {
+            return Ok(stream);
+        }
+        Ok(Box::pin(stream.filter_map(move |chunk| {
+            std::future::ready(match chunk {
+                Ok(mut records) => {
+                    records.retain(|r| r.time_unix_nanos >= since);
+                    (!records.is_empty()).then_some(Ok(records))
+                }
+                Err(e) => Some(Err(e)),
+            })
+        })))
     }
 
     /// Every line of `app` from `from_cursor` on, then new ones as they are stored.

@@ -5,8 +5,9 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use workflow_proto::logger::v1::{
-    FollowRequest, FollowResponse, InfoRequest, InfoResponse, SearchRequest, SearchResponse,
-    ShipAck, ShipBatch, TailRequest, TailResponse, logger_server::Logger,
+    DeleteRequest, DeleteResponse, FollowRequest, FollowResponse, InfoRequest, InfoResponse,
+    SearchRequest, SearchResponse, ShipAck, ShipBatch, TailRequest, TailResponse,
+    logger_server::Logger,
 };
 
 use crate::aggregator::Aggregator;
@@ -59,7 +60,10 @@ impl Logger for Service {
     #[tracing::instrument(skip_all, fields(app = %request.get_ref().app, lines = request.get_ref().lines))]
     async fn tail(&self, request: Request<TailRequest>) -> Result<Response<TailResponse>, Status> {
         let r = request.into_inner();
-        let (records, next_cursor) = self.aggregator.tail(&r.app, r.lines as usize).await?;
+        let (records, next_cursor) = self
+            .aggregator
+            .tail_since(&r.app, r.lines as usize, r.since_unix_nanos)
+            .await?;
         Ok(Response::new(TailResponse {
             records,
             next_cursor,
@@ -74,7 +78,9 @@ impl Logger for Service {
         request: Request<FollowRequest>,
     ) -> Result<Response<Self::FollowStream>, Status> {
         let r = request.into_inner();
-        let stream = self.aggregator.follow(&r.app, r.from_cursor)?;
+        let stream = self
+            .aggregator
+            .follow_since(&r.app, r.from_cursor, r.since_unix_nanos)?;
         let stop = self.shutdown.clone().cancelled_owned();
         Ok(Response::new(Box::pin(
             stream
@@ -120,6 +126,15 @@ impl Logger for Service {
             records,
             next_page_token,
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %request.get_ref().app))]
+    async fn delete(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let lines_deleted = self.aggregator.delete(&request.into_inner().app).await?;
+        Ok(Response::new(DeleteResponse { lines_deleted }))
     }
 }
 

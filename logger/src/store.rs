@@ -259,6 +259,17 @@ impl Store {
         Ok(ack)
     }
 
+    /// Deletes every stored line of `app` (its segments, and its index entries through the
+    /// sink); answers how many lines were removed. Cursors keep counting from where they were.
+    pub fn delete(&self, app: &str) -> Result<u64> {
+        let log = self.app(app)?;
+        let (removed, next) = log.delete_all()?;
+        if let Some(sink) = &self.sink {
+            sink.deleted_before(app, next);
+        }
+        Ok(removed)
+    }
+
     /// Deletes old segments past the size and age bounds; `now` in Unix nanoseconds.
     pub fn enforce_retention(&self, now_unix_nanos: i64) -> Result<()> {
         for log in self.apps() {
@@ -667,6 +678,55 @@ impl AppLog {
         let from = next.saturating_sub(n as u64).max(first);
         let records = self.read(from, (next - from) as usize)?;
         Ok((records, next))
+    }
+
+    /// Removes every segment, leaving one empty segment at the next cursor so that cursors
+    /// survive a restart; answers the lines removed and the next cursor.
+    fn delete_all(&self) -> Result<(u64, u64)> {
+        let mut state = lock(&self.state);
+        let next = state.next_cursor;
+        let first = state.segments.first().map_or(next, |seg| seg.first_cursor);
+        if state.segments.is_empty() {
+            return Ok((0, next));
+        }
+        // The empty segment at `next` first, then the old ones oldest first: whatever a crash
+        // leaves is a contiguous suffix that recovery accepts.
+        state.active = None;
+        if state.segments.last().is_none_or(|s| s.first_cursor != next) {
+            let path = segment_path(&self.dir, next);
+            File::create(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io("create segment", &path))?;
+            sync_dir(&self.dir)?;
+            state.segments.push(Segment {
+                first_cursor: next,
+                end_cursor: next,
+                path,
+                len: 0,
+                max_time: i64::MIN,
+            });
+        }
+        let keep = state.segments.pop();
+        let mut old = std::mem::take(&mut state.segments).into_iter();
+        while let Some(seg) = old.next() {
+            match std::fs::remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // What is left stays readable: put the remaining segments back.
+                    let err = Error::io("delete segment", &seg.path)(e);
+                    state.segments = std::iter::once(seg).chain(old).chain(keep).collect();
+                    let firsts: Vec<u64> = state.segments.iter().map(|s| s.first_cursor).collect();
+                    state.marks.retain(|m| firsts.contains(&m.segment_first));
+                    return Err(err);
+                }
+            }
+        }
+        state.segments.extend(keep);
+        state.marks.retain(|m| m.cursor >= next);
+        sync_dir(&self.dir)?;
+        tracing::info!(app = %self.name, lines = next - first, "deleted the app's log");
+        Ok((next - first, next))
     }
 
     fn enforce_retention(

@@ -319,6 +319,7 @@ async fn calls_without_the_platform_credential_are_refused() {
             .tail(workflow_proto::logger::v1::TailRequest {
                 app: "hello".into(),
                 lines: 10,
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -331,6 +332,7 @@ async fn calls_without_the_platform_credential_are_refused() {
             .follow(workflow_proto::logger::v1::FollowRequest {
                 app: "hello".into(),
                 from_cursor: 0,
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -343,6 +345,13 @@ async fn calls_without_the_platform_credential_are_refused() {
             .await
             .unwrap_err();
         assert_eq!(search.code(), tonic::Code::Unauthenticated);
+        let delete = c
+            .delete(workflow_proto::logger::v1::DeleteRequest {
+                app: "hello".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(delete.code(), tonic::Code::Unauthenticated);
         let shipped = c
             .ship(futures::stream::iter(vec![batch(
                 1,
@@ -387,5 +396,74 @@ async fn a_tail_above_the_cap_is_refused_not_truncated() {
     let e = client.tail("hello", 100_000).await.unwrap_err();
     assert!(e.to_string().contains("10000"), "{e}");
     assert!(e.to_string().contains("100000"), "{e}");
+    agg.stop().await;
+}
+
+/// Guards issue 10: Delete removes an app's lines from storage and the index, cursors keep
+/// counting up (across a restart too), and tail/follow honour a since bound.
+#[tokio::test]
+async fn delete_removes_an_apps_lines_and_since_bounds_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = start(dir.path()).await;
+    ship(
+        &agg.endpoint,
+        vec![batch(1, "a", "web", &[(0, "old one"), (1, "old two")])],
+    )
+    .await
+    .unwrap();
+    let mut client = LogClient::new(&agg.endpoint, &credential()).unwrap();
+    let q = Search {
+        query: "old".into(),
+        ..Search::default()
+    };
+    assert_eq!(search_until(&mut client, &q, 2).await.len(), 2);
+    // Lines at 1 s and 2 s: a since of 2 s keeps only the second.
+    let (kept, _) = client.tail_since("hello", 10, 2_000_000_000).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].message, b"old two");
+    assert_eq!(client.delete("hello").await.unwrap(), 2);
+    assert_eq!(client.delete("hello").await.unwrap(), 0, "idempotent");
+    let (lines, next) = client.tail("hello", 10).await.unwrap();
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(next, 2, "cursors keep counting");
+    // The index forgets them too.
+    let mut gone = false;
+    for _ in 0..100 {
+        let (hits, _) = client.search("hello", &q).await.unwrap();
+        if hits.is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "deleted lines are not searchable");
+    agg.stop().await;
+    // After a restart nothing comes back and new lines continue the cursors.
+    let agg = start(dir.path()).await;
+    ship(
+        &agg.endpoint,
+        vec![batch(2, "b", "web", &[(5, "new line")])],
+    )
+    .await
+    .unwrap();
+    let client = LogClient::new(&agg.endpoint, &credential()).unwrap();
+    let (lines, next) = client.tail("hello", 10).await.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].cursor, 2);
+    assert_eq!(next, 3);
+    // A follow with a since bound skips older lines.
+    let mut follow = client
+        .follow_since("hello", 0, 7_000_000_000)
+        .await
+        .unwrap();
+    ship(&agg.endpoint, vec![batch(3, "c", "web", &[(6, "newest")])])
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), follow.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.message, b"newest");
     agg.stop().await;
 }

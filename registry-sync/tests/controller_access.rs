@@ -59,6 +59,7 @@ impl Hooks for FakeController {
             } else {
                 format!("alice has no {} on {}", r.action, r.app)
             },
+            app_uuid: String::new(),
         }))
     }
 }

@@ -120,12 +120,12 @@ async fn handle(State(server): State<Arc<GitServer>>, req: Request) -> Response 
             "to {verb} {app}, log in with your username and API token (deis git:remote --https sets this up)"
         ));
     };
-    match server
+    let app_uuid = match server
         .platform
         .check_token(&username, &token, &app, service == Service::Receive)
         .await
     {
-        Ok(()) => {}
+        Ok(uuid) => uuid,
         Err(PlatformError::Unauthenticated(m)) => {
             return unauthorized(format!("cannot {verb} {app}: {m}"));
         }
@@ -141,8 +141,8 @@ async fn handle(State(server): State<Arc<GitServer>>, req: Request) -> Response 
                 format!("cannot {verb} {app}: {e}"),
             );
         }
-    }
-    if let Err(e) = server.repos.ensure(&app).await {
+    };
+    if let Err(e) = server.repos.ensure(&app, &app_uuid).await {
         tracing::error!(app, error = %e, "preparing the repository");
         return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }

@@ -197,7 +197,11 @@ async fn decide_inner(
     let mut transcript = Transcript::new(out);
     let request = BuildRequest {
         app: app.to_string(),
-        app_id: app.to_string(),
+        // The uuid the repository is bound to: a re-created name gets a fresh build cache.
+        app_id: server
+            .repos
+            .app_uuid(app)
+            .unwrap_or_else(|| app.to_string()),
         source_dir: source.clone(),
         sha: sha.clone(),
         config,

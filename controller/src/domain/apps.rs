@@ -113,13 +113,8 @@ impl Controller {
                     return Err(Error::invalid("id", &name, "Application with this id already exists."));
                 }
                 r?;
-                let config_uuid = uuid::Uuid::new_v4().to_string();
-                let body = serde_json::to_string(&ConfigBody::default())
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                c.execute(
-                    "INSERT INTO configs (uuid, app_uuid, owner, body, created, updated) VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[config_uuid.as_str().into(), uuid.as_str().into(), caller.username.as_str().into(), body.into(), t.as_str().into(), t.as_str().into()],
-                )?;
+                let config_uuid =
+                    super::releases::insert_config(c, &uuid, &caller.username, &ConfigBody::default())?.uuid;
                 c.execute(
                     "INSERT INTO releases (uuid, app_uuid, version, owner, build_uuid, config_uuid, summary, failed, exception, created, updated, state) VALUES ($1, $2, 1, $3, NULL, $4, $5, 0, '', $6, $7, 'deployed')",
                     &[
@@ -147,8 +142,38 @@ impl Controller {
                 Ok(app_for(c, &caller, &name, Access::Own)?.app)
             })
             .await?;
+        self.clear_leftover_images(&app).await?;
         self.notify(&app.uuid);
         Ok(app)
+    }
+
+    /// Deletes any registry repository of the new app's name: images a destroyed app of this
+    /// name left behind (destroyed before destroy deleted them, or pushed while it was being
+    /// destroyed) are never the new app's. The row is inserted first, so nobody else can take
+    /// the name meanwhile; if the registry cannot be cleared the app is removed again and the
+    /// create fails, saying why.
+    async fn clear_leftover_images(&self, app: &App) -> Result<()> {
+        let Some(images) = &self.images else {
+            return Ok(());
+        };
+        let Err(e) = images.delete_repository(&app.id).await else {
+            return Ok(());
+        };
+        let uuid = app.uuid.clone();
+        if let Err(undo) = self
+            .store
+            .write(move |c| {
+                c.execute("DELETE FROM apps WHERE uuid = $1", &[uuid.into()])?;
+                Ok::<_, Error>(())
+            })
+            .await
+        {
+            tracing::error!(app = %app.id, error = %undo, "removing an app whose registry could not be cleared");
+        }
+        Err(Error::Unavailable(format!(
+            "creating app {}: the registry could not be cleared of an earlier app of this name ({e}); create it again when registry-sync is back",
+            app.id
+        )))
     }
 
     /// Apps the caller may use (all of them for administrators), by name.
@@ -228,7 +253,18 @@ impl Controller {
         // Before the row goes: while the name is taken nobody can re-create it and inherit the
         // old images, so a failed cleanup leaves the app in place to be destroyed again.
         if let Some(images) = &self.images {
-            images.delete_repository(name).await?;
+            images.delete_repository(name).await.map_err(|e| match e {
+                Error::Unavailable(m) => Error::Unavailable(format!(
+                    "{m}; destroy {name} again when registry-sync is back"
+                )),
+                other => other,
+            })?;
+        }
+        // Likewise its logs (reads are also bounded by the app's creation time, so a new app
+        // of this name shows none of them even if this fails after a partial delete).
+        if let Some(logs) = &self.logs {
+            let lines = logs.delete(name).await?;
+            tracing::info!(app = name, lines, "app logs deleted");
         }
         let (c2, n2) = (caller.clone(), name.to_string());
         self.store
@@ -238,6 +274,15 @@ impl Controller {
                 Ok::<_, Error>(())
             })
             .await?;
+        // Values only this app used; best effort (a value a concurrent config change reuses
+        // makes the delete fail, and the next destroy collects it).
+        let collected = self
+            .store
+            .write(|c| Ok::<_, Error>(crate::store::delete_unused_config_values(c)?))
+            .await;
+        if let Err(e) = collected {
+            tracing::warn!(app = name, error = %e, "collecting unused config values failed");
+        }
         self.forget_deploy_lock(name);
         self.unpublish(name);
         Ok(())
@@ -366,14 +411,14 @@ impl Controller {
             .await
     }
 
-    /// App names `user` may use, for the builder's key lookup.
-    pub(crate) fn app_names_for(c: &mut dyn Conn, user: &User) -> Result<Vec<String>> {
+    /// Apps `user` may use (name -> uuid), for the builder's key lookup.
+    pub(crate) fn apps_for(c: &mut dyn Conn, user: &User) -> Result<BTreeMap<String, String>> {
         Ok(c.query(
-            "SELECT a.name FROM apps a WHERE a.owner_id = $1 OR $2 = 1 OR EXISTS(SELECT 1 FROM perms p WHERE p.app_uuid = a.uuid AND p.user_id = $1) ORDER BY a.name",
+            "SELECT a.name, a.uuid FROM apps a WHERE a.owner_id = $1 OR $2 = 1 OR EXISTS(SELECT 1 FROM perms p WHERE p.app_uuid = a.uuid AND p.user_id = $1) ORDER BY a.name",
             &[user.id.into(), user.is_superuser.into()],
         )?
         .iter()
-        .map(|r| r.text(0))
+        .map(|r| (r.text(0), r.text(1)))
         .collect())
     }
 }

@@ -16,6 +16,9 @@ pub struct UserApps {
     pub username: String,
     /// App names.
     pub apps: Vec<String>,
+    /// App name -> uuid for `apps` (gRPC only; Deis's JSON has names alone).
+    #[serde(skip)]
+    pub app_uuids: std::collections::BTreeMap<String, String>,
 }
 
 /// What a registry request may do.
@@ -54,8 +57,9 @@ impl Controller {
                     .query_opt(&sql, &[fp.as_str().into(), fp.as_str().into()])?
                     .map(|r| rows::user(&r))
                     .ok_or_else(|| Error::NotFound(format!("no user has the key {fp}: add it with deis keys:add")))?;
-                let apps = Controller::app_names_for(c, &user)?;
-                Ok(UserApps { username: user.username, apps })
+                let app_uuids = Controller::apps_for(c, &user)?;
+                let apps = app_uuids.keys().cloned().collect();
+                Ok(UserApps { username: user.username, apps, app_uuids })
             })
             .await
     }
@@ -86,7 +90,7 @@ impl Controller {
         token: &str,
         app: &str,
         action: RegistryAction,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let user = self.authenticate(token).await.map_err(|_| {
             Error::Unauthorized(format!("invalid credentials for {username:?}: use your username and API token (deis whoami)"))
         })?;
@@ -97,7 +101,7 @@ impl Controller {
         }
         if app.is_empty() {
             // A registry login (`docker login`): valid credentials are all it needs.
-            return Ok(());
+            return Ok(None);
         }
         let name = app.to_string();
         // Owners, collaborators and admins may both pull and push; nobody else may do either.
@@ -105,7 +109,7 @@ impl Controller {
             RegistryAction::Pull | RegistryAction::Push => Access::Use,
         };
         self.store
-            .read(move |c| app_for(c, &user, &name, need).map(|_| ()))
+            .read(move |c| app_for(c, &user, &name, need).map(|a| Some(a.app.uuid)))
             .await
     }
 

@@ -10,14 +10,27 @@ use crate::model::User;
 pub const MAX_LOG_LINES: u32 = 100_000;
 
 impl Controller {
-    async fn log_source(&self, caller: &User, app: &str) -> Result<&dyn LogSource> {
+    /// The log source and the app's creation time (Unix nanoseconds): no line before it is
+    /// the app's, so none is shown (a destroyed app's leftovers under a re-created name).
+    async fn log_source(&self, caller: &User, app: &str) -> Result<(&dyn LogSource, i64)> {
         let (c1, name) = (caller.clone(), app.to_string());
-        self.store
-            .read(move |c| app_for(c, &c1, &name, Access::Use).map(|_| ()))
+        // The stored time, to the microsecond (the API's is cut to the second).
+        let created = self
+            .store
+            .read(move |c| {
+                let found = app_for(c, &c1, &name, Access::Use)?;
+                let row = c.query_opt(
+                    "SELECT created FROM apps WHERE uuid = $1",
+                    &[found.app.uuid.as_str().into()],
+                )?;
+                Ok::<_, Error>(row.map_or(found.app.created, |r| r.text(0)))
+            })
             .await?;
-        self.logs
-            .as_deref()
-            .ok_or_else(|| Error::Unavailable("no logger is configured for this controller".into()))
+        let since = created_unix_nanos(&created)?;
+        let source = self.logs.as_deref().ok_or_else(|| {
+            Error::Unavailable("no logger is configured for this controller".into())
+        })?;
+        Ok((source, since))
     }
 
     /// The last `n` lines of the app, oldest first, and the cursor a follow continues from.
@@ -29,7 +42,8 @@ impl Controller {
                 format!("expected 1 to {MAX_LOG_LINES}"),
             ));
         }
-        self.log_source(caller, app).await?.tail(app, n).await
+        let (source, since) = self.log_source(caller, app).await?;
+        source.tail(app, n, since).await
     }
 
     /// The last `n` lines, then every new line as it is written (no gap, no repeat).
@@ -39,15 +53,15 @@ impl Controller {
         app: &str,
         n: u32,
     ) -> Result<(Vec<String>, LineStream)> {
-        let source = self.log_source(caller, app).await?;
+        let (source, since) = self.log_source(caller, app).await?;
         let (lines, cursor) = if n == 0 {
             // Nothing old: start where the tail of one line would end.
-            let (_, cursor) = source.tail(app, 1).await?;
+            let (_, cursor) = source.tail(app, 1, since).await?;
             (Vec::new(), cursor)
         } else {
             self.logs_tail(caller, app, n).await?
         };
-        let stream = source.follow(app, cursor).await?;
+        let stream = source.follow(app, cursor, since).await?;
         Ok((lines, stream))
     }
 
@@ -75,6 +89,25 @@ impl Controller {
         if let Some(t) = q.process_type.as_deref().filter(|t| !t.is_empty()) {
             crate::validate::process_type(t)?;
         }
-        self.log_source(caller, app).await?.search(app, q).await
+        let (source, since) = self.log_source(caller, app).await?;
+        source.search(app, q, since).await
+    }
+}
+
+/// An app's `created` column as Unix nanoseconds.
+fn created_unix_nanos(created: &str) -> Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(created)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .ok_or_else(|| Error::Internal(format!("app created time {created:?} is not RFC 3339")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn created_times_parse_to_nanos() {
+        let t = super::created_unix_nanos("2026-11-26T06:30:00.123456Z").unwrap();
+        assert_eq!(t, 1_795_674_600_123_456_000);
+        assert!(super::created_unix_nanos("yesterday").is_err());
     }
 }

@@ -258,9 +258,21 @@ fn redacted(mut config: Config) -> Config {
 
 pub(super) fn config_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Config> {
     let sql = format!("{CONFIG_SELECT} WHERE c.uuid = $1");
-    c.query_opt(&sql, &[uuid.into()])?
-        .map(|r| rows::config(&r))
-        .ok_or_else(|| Error::Internal(format!("config {uuid} missing")))?
+    let row = c
+        .query_opt(&sql, &[uuid.into()])?
+        .ok_or_else(|| Error::Internal(format!("config {uuid} missing")))?;
+    let mut config = rows::config(&row)?;
+    if row.bool(6) {
+        config.values = c
+            .query(
+                "SELECT r.name, v.value FROM config_value_refs r JOIN config_values v ON v.hash = r.hash WHERE r.config_uuid = $1",
+                &[uuid.into()],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.text(1)))
+            .collect();
+    }
+    Ok(config)
 }
 
 pub(super) fn build_by_uuid(c: &mut dyn Conn, uuid: &str) -> Result<Build> {
@@ -500,14 +512,26 @@ fn summarize(actor: &str, prev: &Current, build: Option<&Build>, body: &ConfigBo
     parts.join(" and ")
 }
 
-fn insert_config(c: &mut dyn Conn, app: &AppRow, owner: &str, body: &ConfigBody) -> Result<Config> {
+/// Records a config: its values by content (each distinct value stored once across releases),
+/// the rest of the body inline.
+pub(super) fn insert_config(
+    c: &mut dyn Conn,
+    app_uuid: &str,
+    owner: &str,
+    body: &ConfigBody,
+) -> Result<Config> {
     let uuid = uuid::Uuid::new_v4().to_string();
     let t = now();
-    let json = serde_json::to_string(body).map_err(|e| Error::Internal(e.to_string()))?;
+    let rest = ConfigBody {
+        values: BTreeMap::new(),
+        ..body.clone()
+    };
+    let json = serde_json::to_string(&rest).map_err(|e| Error::Internal(e.to_string()))?;
     c.execute(
-        "INSERT INTO configs (uuid, app_uuid, owner, body, created, updated) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[uuid.as_str().into(), app.app.uuid.as_str().into(), owner.into(), json.into(), t.as_str().into(), t.into()],
+        "INSERT INTO configs (uuid, app_uuid, owner, body, created, updated, values_by_hash) VALUES ($1, $2, $3, $4, $5, $6, 1)",
+        &[uuid.as_str().into(), app_uuid.into(), owner.into(), json.into(), t.as_str().into(), t.into()],
     )?;
+    crate::store::insert_config_values(c, &uuid, &body.values)?;
     config_by_uuid(c, &uuid)
 }
 
@@ -605,7 +629,7 @@ impl Controller {
                         caller.username
                     )));
                 }
-                let config = insert_config(c, &a, &caller.username, &body)?;
+                let config = insert_config(c, &a.app.uuid, &caller.username, &body)?;
                 let summary = summarize(&caller.username, &cur, None, &body);
                 let release = insert_release(
                     c,

@@ -91,7 +91,9 @@ pub(crate) fn key(r: &Row) -> Key {
     }
 }
 
-pub(crate) const CONFIG_SELECT: &str = "SELECT c.uuid, a.name, c.owner, c.body, c.created, c.updated FROM configs c JOIN apps a ON a.uuid = c.app_uuid";
+/// Configs; with `values_by_hash` (column 6) set, the values are in `config_value_refs`
+/// (see [`super::releases::config_by_uuid`]).
+pub(crate) const CONFIG_SELECT: &str = "SELECT c.uuid, a.name, c.owner, c.body, c.created, c.updated, c.values_by_hash FROM configs c JOIN apps a ON a.uuid = c.app_uuid";
 
 pub(crate) fn config(r: &Row) -> Result<Config> {
     let body: ConfigBody = json(r, 3, "configs.body")?;

@@ -19,6 +19,7 @@
 
 mod postgres;
 mod schema;
+pub(crate) use schema::{delete_unused_config_values, insert_config_values};
 mod sqlite;
 
 use std::sync::{Arc, Mutex};

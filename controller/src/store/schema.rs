@@ -155,6 +155,24 @@ ALTER TABLE builds ADD COLUMN state TEXT NOT NULL DEFAULT 'succeeded';
 ALTER TABLE builds ADD COLUMN error TEXT NOT NULL DEFAULT '';
 ALTER TABLE builds ADD COLUMN log TEXT NOT NULL DEFAULT '';
 "#,
+    // Config values stored once, by content (SHA-256 hex of the value): a config change copies
+    // only references to the values it keeps, not the values. `configs.values_by_hash` = 1
+    // means the row's values are in `config_value_refs` and its body's `values` is empty; rows
+    // from before are moved by `move_config_values` after the migrations.
+    r#"
+CREATE TABLE config_values (
+    hash TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE config_value_refs (
+    config_uuid TEXT NOT NULL REFERENCES configs(uuid) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL REFERENCES config_values(hash),
+    PRIMARY KEY (config_uuid, name)
+);
+CREATE INDEX config_value_refs_hash ON config_value_refs (hash);
+ALTER TABLE configs ADD COLUMN values_by_hash BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date.
@@ -183,7 +201,83 @@ pub(super) fn migrate(conn: &mut dyn Conn) -> Result<(), StoreError> {
             Ok(())
         })?;
     }
+    move_config_values(conn)
+}
+
+/// Content address of a config value.
+pub(crate) fn value_hash(value: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+/// Stores `values` of config `config_uuid` by content: each distinct value once in
+/// `config_values`, the config's names pointing at them in `config_value_refs`.
+pub(crate) fn insert_config_values<'a>(
+    c: &mut dyn Conn,
+    config_uuid: &str,
+    values: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), StoreError> {
+    for (name, value) in values {
+        let hash = value_hash(value);
+        c.execute(
+            "INSERT INTO config_values (hash, value) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+            &[hash.as_str().into(), value.as_str().into()],
+        )?;
+        c.execute(
+            "INSERT INTO config_value_refs (config_uuid, name, hash) VALUES ($1, $2, $3)",
+            &[config_uuid.into(), name.as_str().into(), hash.into()],
+        )?;
+    }
     Ok(())
+}
+
+/// Moves the values of configs written before values were stored by content out of their
+/// bodies (idempotent: only rows with `values_by_hash = 0`, a batch per transaction).
+fn move_config_values(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    loop {
+        let mut moved = 0;
+        in_transaction(conn, |c| {
+            let rows = c.query(
+                "SELECT uuid, body FROM configs WHERE values_by_hash = 0 LIMIT 100",
+                &[],
+            )?;
+            moved = rows.len();
+            for r in rows {
+                let (uuid, body) = (r.text(0), r.text(1));
+                let mut body: serde_json::Value =
+                    serde_json::from_str(&body).map_err(|e| StoreError::Decode {
+                        column: "configs.body",
+                        key: uuid.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let values: std::collections::BTreeMap<String, String> = body
+                    .get_mut("values")
+                    .map(serde_json::Value::take)
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default();
+                if let Some(obj) = body.as_object_mut() {
+                    obj.insert("values".into(), serde_json::json!({}));
+                }
+                insert_config_values(c, &uuid, &values)?;
+                c.execute(
+                    "UPDATE configs SET body = $1, values_by_hash = 1 WHERE uuid = $2",
+                    &[body.to_string().into(), uuid.as_str().into()],
+                )?;
+            }
+            Ok(())
+        })?;
+        if moved == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Deletes config values no config refers to any more (after an app is destroyed).
+pub(crate) fn delete_unused_config_values(c: &mut dyn Conn) -> Result<u64, StoreError> {
+    c.execute(
+        "DELETE FROM config_values WHERE NOT EXISTS (SELECT 1 FROM config_value_refs r WHERE r.hash = config_values.hash)",
+        &[],
+    )
 }
 
 /// Runs `step` in a write transaction that holds the migration lock: controllers starting
