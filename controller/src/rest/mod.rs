@@ -20,6 +20,9 @@
 //! - `logs`: `/v2/apps/<app>/logs` (tail, follow, search)
 //! - `routing`: `/v2/apps/<app>/{domains,settings,whitelist,tls,run}` and pod restarts
 //! - `hooks`: `/v2/hooks/*`, the builder's calls (`X-Deis-Builder-Auth`)
+//!
+//! `GET /v2/builder` (ours, authenticated) tells clients where the builder's git endpoints
+//! are: `{"git_ssh": "host:port", "git_http": "http://host:port"}`.
 
 mod apps;
 mod auth;
@@ -256,6 +259,15 @@ async fn api_root(_: Auth) -> Json<Value> {
     Json(json!({ "version": API_VERSION }))
 }
 
+/// Where the builder's git endpoints are (not in Deis: clients fall back to the controller's
+/// host, port 2222, when this answers 404 or empty values).
+async fn builder_endpoints(
+    axum::extract::State(s): axum::extract::State<RestState>,
+    _: Auth,
+) -> Json<crate::domain::BuilderEndpoints> {
+    Json(s.ctl.builder_endpoints().clone())
+}
+
 async fn not_found() -> ApiError {
     ApiError(Error::NotFound("Not found.".into()))
 }
@@ -300,6 +312,7 @@ pub fn router(state: RestState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v2", get(api_root))
+        .route("/v2/builder", get(builder_endpoints))
         .merge(auth::routes())
         .merge(keys::routes())
         .merge(apps::routes())
