@@ -121,6 +121,7 @@ mod tests {
         ]);
         let c = Config::load(None, &env, &defaults()).unwrap();
         assert_eq!(c.logger.as_deref(), Some("http://l:1"));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(2));
         assert_eq!(c.builder_git_ssh, "");
         let file = "builder_git_ssh = \"git.example.com:2222\"\n";
         let env = HashMap::from([(
@@ -130,7 +131,6 @@ mod tests {
         let c = Config::load(Some((Path::new("c.toml"), file)), &env, &defaults()).unwrap();
         assert_eq!(c.builder_git_ssh, "git.example.com:2222");
         assert_eq!(c.builder_git_http, "https://git.example.com");
-        assert_eq!(c.shutdown_grace, Duration::from_secs(2));
     }
 
     #[test]
