@@ -127,7 +127,7 @@ fn controller_host(controller: &str) -> String {
 /// replaced by the controller's host, which the user evidently reaches.
 fn reachable(authority: &str, controller: &str) -> String {
     match authority.rsplit_once(':') {
-        Some((host, port)) if matches!(host, "0.0.0.0" | "[::]" | "::" | "") => {
+        Some(("0.0.0.0" | "[::]" | "::" | "", port)) => {
             let h = controller_host(controller);
             let h = if h.contains(':') && !h.starts_with('[') {
                 format!("[{h}]")
