@@ -425,3 +425,195 @@ async fn ssh_refuses_unknown_keys_strangers_and_everything_but_git() {
     assert!(!ok, "{out}");
     p.stop.cancel();
 }
+
+/// Guards the SSH listener's limits: a silent client is cut at the authentication deadline,
+/// connections past the cap wait to be accepted, an authenticated client running no git
+/// command is cut at the idle timeout, and a stop closes idle connections at once.
+// Blocking socket reads below: the server runs on the other worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_limits_and_shutdown() {
+    use std::io::Read as _;
+    use std::sync::Arc;
+    use workflow_builder::git::ssh::{Limits, host_key, serve_with};
+
+    if !have_ssh() {
+        return;
+    }
+    let ctl = workflow_tests::RunningController::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = workflow_builder::Config {
+        data_dir: dir.path().join("builder"),
+        controller_url: ctl.grpc.clone(),
+        platform_credential: ctl.builder_key.clone(),
+        hook_program: Some(workflow_tests::git::hook_program()),
+        ..Default::default()
+    };
+    let platform = workflow_builder::platform::GrpcPlatform::new(
+        &ctl.grpc,
+        &workflow_common::grpc::PlatformCredential::new(&ctl.builder_key).unwrap(),
+    )
+    .unwrap();
+    let server = workflow_builder::git::GitServer::new(
+        config,
+        Arc::new(platform),
+        Arc::new(workflow_tests::git::ScriptedBuilder::default()),
+    )
+    .unwrap();
+    let key = host_key(&server).await.unwrap();
+
+    // A user with a key, through the REST API.
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut r = http.post(format!("{}{path}", ctl.http)).json(&body);
+        if let Some(t) = token {
+            r = r.header("Authorization", format!("token {t}"));
+        }
+        r.send()
+    };
+    post(
+        "/v2/auth/register/",
+        None,
+        json!({"username": "alice", "password": "pw", "email": "a@example.com"}),
+    )
+    .await
+    .unwrap();
+    let login: serde_json::Value = post(
+        "/v2/auth/login/",
+        None,
+        json!({"username": "alice", "password": "pw"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let user_key = keygen(dir.path(), "alice_key");
+    let res = post(
+        "/v2/keys/",
+        Some(&token),
+        json!({"id": "alice", "public": public(&user_key)}),
+    )
+    .await
+    .unwrap();
+    assert!(res.status().is_success());
+
+    let limits = Limits {
+        max_connections: 1,
+        auth_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = workflow_builder::Shutdown::new(stop.clone(), Duration::from_secs(2));
+    let served = tokio::spawn(serve_with(
+        server.clone(),
+        listener,
+        key.clone(),
+        shutdown,
+        limits,
+    ));
+
+    // A client that never authenticates holds the only slot until the deadline.
+    let first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut banner = [0u8; 64];
+    let n = (&first).read(&mut banner).unwrap();
+    assert!(banner[..n].starts_with(b"SSH-2.0-"), "{:?}", &banner[..n]);
+    // Past the cap, a connection waits unanswered.
+    let second = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        (&second).read(&mut banner).is_err(),
+        "a connection past the cap is not served yet"
+    );
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = (&first).read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "a silent client is cut at the authentication deadline"
+    );
+    // Its slot goes to the waiting connection.
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = (&second).read(&mut banner).unwrap();
+    assert!(banner[..n].starts_with(b"SSH-2.0-"));
+    drop(second);
+
+    // An authenticated client running no command is cut at the idle timeout.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let (h, k) = (home.clone(), user_key.clone());
+    let o = tokio::task::spawn_blocking(move || {
+        // The first value of an option wins: see the server's disconnect reason.
+        Command::new("ssh")
+            .args(["-o", "LogLevel=INFO"])
+            .args(ssh_opts(&k, port))
+            .args(["-N", "git@127.0.0.1"])
+            .env("HOME", &h)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an idle connection is closed"
+    );
+    assert!(stderr(&o).contains("idle timeout"), "{}", stderr(&o));
+    stop.cancel();
+    served.await.unwrap().unwrap();
+
+    // A stop closes idle connections at once, and the server returns.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = workflow_builder::Shutdown::new(stop.clone(), Duration::from_secs(30));
+    let served = tokio::spawn(serve_with(
+        server,
+        listener,
+        key,
+        shutdown,
+        Limits::default(),
+    ));
+    let mut idle = Command::new("ssh")
+        .args(ssh_opts(&user_key, port))
+        .args(["-N", "git@127.0.0.1"])
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Logged in: the server has it (an ssh that failed would have exited already).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(idle.try_wait().unwrap().is_none(), "ssh -N stays connected");
+    let started = Instant::now();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("the ssh server stops well within the grace period")
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while idle.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle client was disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    ctl.shutdown.cancel();
+}
