@@ -5,6 +5,9 @@
 //! render in one place ([`ApiError`], with the codes of [`Error::http_status`]). Paths
 //! are matched with or without their trailing slash ([`normalize_path`]).
 //!
+//! Beyond Deis, `GET /v2/builder` (authenticated) tells clients where the builder's git
+//! endpoints are: `{"git_ssh": "host:port", "git_http": "http://host:port"}`.
+//!
 //! This module holds the router, [`RestState`], the shared extractors ([`Auth`],
 //! [`MaybeAuth`], [`Body`], [`Paging`], [`Origin`]) and the response headers; one module
 //! per resource holds its routes and handlers:
@@ -20,9 +23,6 @@
 //! - `logs`: `/v2/apps/<app>/logs` (tail, follow, search)
 //! - `routing`: `/v2/apps/<app>/{domains,settings,whitelist,tls,run}` and pod restarts
 //! - `hooks`: `/v2/hooks/*`, the builder's calls (`X-Deis-Builder-Auth`)
-//!
-//! `GET /v2/builder` (ours, authenticated) tells clients where the builder's git endpoints
-//! are: `{"git_ssh": "host:port", "git_http": "http://host:port"}`.
 
 mod apps;
 mod auth;
