@@ -617,3 +617,93 @@ async fn ssh_limits_and_shutdown() {
     assert!(started.elapsed() < Duration::from_secs(5));
     ctl.shutdown.cancel();
 }
+
+/// Guards the SSH listener's drain: a push running when the builder is asked to stop may
+/// finish within the grace period (its build output still reaches the client); one that
+/// would outlast it is cut and rejected, not left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_a_running_ssh_push_finish_within_the_grace_period() {
+    if !have_ssh() {
+        return;
+    }
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let (alice, key) = user_with_key(&p, "alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+    std::fs::write(src.join("SLOW"), "").unwrap();
+    commit(&p.home, &src, "slow");
+    let url = remote(&p, "hello");
+    let (home, src2, key2, port) = (p.home.clone(), src.clone(), key.clone(), p.ssh_port);
+    let push = tokio::task::spawn_blocking(move || {
+        sgit(&home, &src2, &key2, port, &["push", &url, "main"])
+    });
+    tokio::time::timeout(Duration::from_secs(30), p.builder.started.notified())
+        .await
+        .expect("the slow build started");
+    p.stop.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.builder.gate.notify_one();
+    let (ok, out) = push.await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("hello:v2 deployed"), "{out}");
+    // The listener is closed now.
+    let o = assh(
+        &p.home,
+        &key,
+        p.ssh_port,
+        &[],
+        Some("git-upload-pack 'hello.git'"),
+    )
+    .await;
+    assert!(!o.status.success());
+}
+
+/// Guards the other half of the drain: a push that outlasts the grace period is cut, its git
+/// killed, and the branch is not updated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_cuts_an_ssh_push_that_outlasts_the_grace_period() {
+    if !have_ssh() {
+        return;
+    }
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let (alice, key) = user_with_key(&p, "alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+    std::fs::write(src.join("SLOW"), "").unwrap();
+    commit(&p.home, &src, "slow");
+    let url = remote(&p, "hello");
+    let (home, src2, key2, port) = (p.home.clone(), src.clone(), key.clone(), p.ssh_port);
+    let push = tokio::task::spawn_blocking(move || {
+        sgit(&home, &src2, &key2, port, &["push", &url, "main"])
+    });
+    tokio::time::timeout(Duration::from_secs(30), p.builder.started.notified())
+        .await
+        .expect("the slow build started");
+    let stopped = Instant::now();
+    p.stop.cancel();
+    let (ok, out) = tokio::time::timeout(Duration::from_secs(15), push)
+        .await
+        .expect("the push is cut soon after the 2 s grace period")
+        .unwrap();
+    assert!(!ok, "{out}");
+    assert!(stopped.elapsed() >= Duration::from_secs(1), "{out}");
+    assert!(
+        !p.dir
+            .path()
+            .join("builder/repos/hello.git/refs/heads/main")
+            .exists(),
+        "a cut push updates nothing: {out}"
+    );
+}

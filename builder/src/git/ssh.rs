@@ -294,6 +294,9 @@ impl Drop for Running {
     }
 }
 
+/// How long a stop waits for a client to close the connection after its command ended.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Runs one connection and enforces its deadlines.
 async fn connection(
     server: Arc<GitServer>,
@@ -343,7 +346,10 @@ async fn connection(
         let now = tokio::time::Instant::now();
         let authed = state.authenticated.load(Ordering::SeqCst);
         let idle = state.idle();
-        if cut_at.is_some() && idle {
+        // A client whose command just ended closes the connection itself once it has read
+        // the exit status; a disconnect before that would make it report a failure.
+        let linger_until = idle_since + LINGER;
+        if cut_at.is_some() && idle && now >= linger_until {
             break Some("the builder is shutting down");
         }
         if cut_at.is_some_and(|c| now >= c) {
@@ -367,6 +373,9 @@ async fn connection(
         };
         if let Some(c) = cut_at {
             deadline = deadline.min(c);
+            if idle {
+                deadline = deadline.min(linger_until);
+            }
         }
         tokio::select! {
             r = &mut session => {
