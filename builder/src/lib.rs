@@ -1,7 +1,8 @@
 //! The builder daemon as a library: [`run`] serves it on bound listeners until shutdown.
 //!
 //! - `build`: turning a source tree into an image in the platform registry
-//! - `git`: receiving pushes with the real git (repositories, pre-receive hook, smart HTTP)
+//! - `git`: receiving pushes with the real git (repositories, pre-receive hook, smart HTTP,
+//!   SSH)
 //! - `platform`: the controller calls the builder makes (access, config, build reports)
 //! - `config`: what the daemon is told at start, and its pure loader
 //! - `grpc`: the gRPC adapter (with health and reflection)
@@ -128,7 +129,15 @@ pub async fn serve(
         });
     }
     if let Some(l) = listeners.ssh {
-        tracing::warn!(addr = ?l.local_addr().ok(), "git over SSH is not served yet");
+        // A host key that cannot be read or made stops the start, not just the listener.
+        let key = git::ssh::host_key(&git).await?;
+        let s = shutdown.clone();
+        let g = git.clone();
+        tasks.spawn(async move {
+            git::ssh::serve_with(g, l, key, s, git::ssh::Limits::default())
+                .await
+                .map_err(Error::from)
+        });
     }
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "builder serving gRPC");
     let guard = Guard::new(credential, Protect::All);

@@ -36,6 +36,12 @@ pub struct Config {
     /// How long open connections may finish after a stop request before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Where users reach the builder's git over SSH (`host:port`), advertised to clients at
+    /// `GET /v2/builder`; empty: not advertised (clients use the controller's host, port 2222).
+    pub builder_git_ssh: String,
+    /// Where users reach the builder's git over smart HTTP (`http://host:port`), advertised
+    /// likewise; empty: not advertised.
+    pub builder_git_http: String,
 }
 
 impl Default for Config {
@@ -49,6 +55,8 @@ impl Default for Config {
             logger: None,
             registry: None,
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
+            builder_git_ssh: String::new(),
+            builder_git_http: String::new(),
         }
     }
 }
@@ -64,6 +72,8 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_LOGGER_URL", "logger"),
     ("WORKFLOW_REGISTRY_SYNC_URL", "registry"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
+    ("WORKFLOW_BUILDER_GIT_SSH", "builder_git_ssh"),
+    ("WORKFLOW_BUILDER_GIT_HTTP", "builder_git_http"),
 ];
 
 impl Config {
@@ -112,6 +122,15 @@ mod tests {
         let c = Config::load(None, &env, &defaults()).unwrap();
         assert_eq!(c.logger.as_deref(), Some("http://l:1"));
         assert_eq!(c.shutdown_grace, Duration::from_secs(2));
+        assert_eq!(c.builder_git_ssh, "");
+        let file = "builder_git_ssh = \"git.example.com:2222\"\n";
+        let env = HashMap::from([(
+            "WORKFLOW_BUILDER_GIT_HTTP".to_string(),
+            "https://git.example.com".to_string(),
+        )]);
+        let c = Config::load(Some((Path::new("c.toml"), file)), &env, &defaults()).unwrap();
+        assert_eq!(c.builder_git_ssh, "git.example.com:2222");
+        assert_eq!(c.builder_git_http, "https://git.example.com");
     }
 
     #[test]

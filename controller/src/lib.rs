@@ -73,6 +73,10 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
     if let Some(url) = config.registry.as_deref().filter(|u| !u.is_empty()) {
         ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url, &credential()?)?));
     }
+    ctl = ctl.with_builder_endpoints(domain::BuilderEndpoints {
+        git_ssh: config.builder_git_ssh.clone(),
+        git_http: config.builder_git_http.clone(),
+    });
     Ok(Arc::new(ctl))
 }
 

@@ -1790,3 +1790,39 @@ async fn domains_settings_whitelist_tls_run_restart() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(!ctl.routes().snapshot().contains_key("hello"));
 }
+
+/// Guards issue 8: `GET /v2/builder` tells an authenticated client where the builder's git
+/// endpoints are (empty when not configured), and nobody else.
+#[tokio::test]
+async fn builder_endpoints_are_advertised_to_users() {
+    let api = Api::new();
+    let t = api.register("alice").await;
+    let r = api.call(Method::GET, "/v2/builder/", Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body, json!({"git_ssh": "", "git_http": ""}));
+
+    let (store, _dir) = common::sqlite();
+    let ctl = Controller::new(
+        store,
+        Arc::new(LedgerOnly),
+        Settings {
+            registration: RegistrationMode::Enabled,
+            builder_key: common::BUILDER_KEY.into(),
+        },
+    )
+    .with_builder_endpoints(workflow_controller::domain::BuilderEndpoints {
+        git_ssh: "git.example.com:2222".into(),
+        git_http: "https://git.example.com".into(),
+    });
+    let api = Api {
+        router: rest::router(RestState { ctl: Arc::new(ctl) }),
+        _dir,
+    };
+    let t = api.register("alice").await;
+    let r = api.call(Method::GET, "/v2/builder", Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["git_ssh"], "git.example.com:2222");
+    assert_eq!(r.body["git_http"], "https://git.example.com");
+    let r = api.call(Method::GET, "/v2/builder/", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+}

@@ -1,5 +1,6 @@
 //! Helpers for `git push` end-to-end tests and the push benchmark: a controller and a
-//! builder serving smart HTTP in this process, and the real git client with an isolated HOME.
+//! builder serving smart HTTP and SSH in this process, and the real git client with an
+//! isolated HOME.
 //!
 //! The image builder is [`ScriptedBuilder`] until the build engine is merged; switching
 //! is the one line in [`start`] that makes the `Parts`.
@@ -71,6 +72,8 @@ pub struct Platform {
     pub http: reqwest::Client,
     /// Part of the platform.
     pub git_url: String,
+    /// The builder's SSH port on 127.0.0.1.
+    pub ssh_port: u16,
     /// Part of the platform.
     pub builder: Arc<ScriptedBuilder>,
     /// Part of the platform.
@@ -162,6 +165,8 @@ pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let git_url = format!("http://{}", http.local_addr().unwrap());
+    let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ssh_port = ssh.local_addr().unwrap().port();
     let config = workflow_builder::Config {
         data_dir: dir.path().join("builder"),
         controller_url: ctl.grpc.clone(),
@@ -187,7 +192,7 @@ pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
         workflow_builder::Listeners {
             grpc,
             http: Some(http),
-            ssh: None,
+            ssh: Some(ssh),
         },
         shutdown,
         parts,
@@ -196,6 +201,7 @@ pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
         ctl,
         http: reqwest::Client::new(),
         git_url,
+        ssh_port,
         builder,
         stop,
         dir,

@@ -181,13 +181,7 @@ async fn cgi(
         // http-backend enables receive-pack only for authenticated users.
         .env("REMOTE_USER", username)
         .env("REMOTE_ADDR", "127.0.0.1")
-        // git refuses a pack over the limit while receiving it, before it is stored.
-        .env("GIT_CONFIG_COUNT", "1")
-        .env("GIT_CONFIG_KEY_0", "receive.maxInputSize")
-        .env(
-            "GIT_CONFIG_VALUE_0",
-            server.config.max_repo_bytes.to_string(),
-        )
+        .envs(server.git_env())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

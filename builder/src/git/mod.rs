@@ -4,15 +4,20 @@
 //! - [`hook`]: the hook process and its line protocol to the builder
 //! - [`push`]: what the builder decides for a push (branches, locks, build, report)
 //! - [`http`]: smart HTTP through `git http-backend`, Basic auth with API tokens
+//! - [`ssh`]: SSH through `git receive-pack` / `git upload-pack`, public-key auth with the
+//!   users' keys (`deis keys:add`)
 //!
 //! Every transport authenticates the user, then registers a [`Ticket`] (user, app) under a
-//! random token and runs git with the token in its environment; the pre-receive hook hands
-//! the token back over the unix socket, so the builder knows whose push it decides.
+//! random token and runs git with the token in its environment ([`TicketGuard::env`] and
+//! [`GitServer::git_env`]); the pre-receive hook hands the token back over the unix socket, so
+//! the builder knows whose push it decides. The per-app push lock and the parallel build limit
+//! are taken there, in [`push::decide`], so they hold whatever transport a push came through.
 
 pub mod hook;
 pub mod http;
 pub mod push;
 pub mod repo;
+pub mod ssh;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +51,14 @@ pub enum GitError {
         /// The app.
         app: String,
         /// git's message.
+        message: String,
+    },
+    /// The SSH host key cannot be read or made.
+    #[error("ssh host key {path}: {message}")]
+    HostKey {
+        /// The key file.
+        path: String,
+        /// What is wrong.
         message: String,
     },
     /// The URL path names no valid repository.
@@ -163,6 +176,16 @@ impl GitServer {
             server: self.clone(),
             token,
         }
+    }
+
+    /// The git settings every transport runs git with: git refuses a pack over the
+    /// repository size limit while receiving it, before it is stored.
+    pub fn git_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("GIT_CONFIG_COUNT", "1".to_string()),
+            ("GIT_CONFIG_KEY_0", "receive.maxInputSize".to_string()),
+            ("GIT_CONFIG_VALUE_0", self.config.max_repo_bytes.to_string()),
+        ]
     }
 
     fn find_ticket(&self, token: &str) -> Option<Ticket> {

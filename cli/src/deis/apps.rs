@@ -67,7 +67,8 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 return Ok(());
             }
             if git::in_checkout() {
-                let url = git::url(&p.controller, id);
+                let advertised = git::advertised(&c).await;
+                let url = git::url(&p.controller, &advertised.git_ssh, id);
                 git::add_remote(&remote, &url, false)?;
                 if !out.is_json() {
                     out.line(format!("Git remote {remote} successfully created ({url})."));

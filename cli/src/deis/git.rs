@@ -1,9 +1,14 @@
 //! `git:remote`, and the git remotes the other commands read and write: the app of the
 //! `deis` remote, the builder's git URL of an app.
+//!
+//! The builder's addresses come from the controller (`GET /v2/builder`, which `workflow up`
+//! fills in with the listeners it bound); a controller that does not tell (Deis) gets Deis's
+//! rule: `ssh://git@<controller host>:2222/<app>.git`.
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
 
+use super::client::Client;
 use super::{AppArg, Ctx};
 
 /// The git verbs.
@@ -24,7 +29,8 @@ pub enum Command {
         /// instead of SSH.
         #[arg(long)]
         https: bool,
-        /// The builder's git HTTP base URL [default: the controller's host, port 8011].
+        /// The builder's git HTTP base URL [default: what the controller advertises, else the
+        /// controller's host, port 8011].
         #[arg(long, env = "DEIS_GIT_HTTP")]
         git_url: Option<String>,
     },
@@ -53,8 +59,9 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     if !in_checkout() {
         bail!("not in a git checkout: cd into your app's repository first");
     }
+    let advertised = advertised(&c).await;
     let url = if https {
-        let base = git_url.unwrap_or_else(|| http_base(&p.controller));
+        let base = git_url.unwrap_or_else(|| http_base(&p.controller, &advertised.git_http));
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--git-url {base:?}: expected an http:// or https:// URL");
@@ -62,7 +69,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         set_credential_helper(&base, &p.username)?;
         format!("{base}/{app}.git")
     } else {
-        url(&p.controller, &app)
+        url(&p.controller, &advertised.git_ssh, &app)
     };
     add_remote(&remote, &url, force)?;
     ctx.out.line(format!(
@@ -88,22 +95,83 @@ pub fn app_from_remote(url: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// The builder's git URL for an app, from the controller URL's host.
-pub(super) fn url(controller: &str, app: &str) -> String {
-    let host = reqwest::Url::parse(controller)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "127.0.0.1".into());
-    format!("ssh://git@{host}:2222/{app}.git")
+/// Where the controller says the builder's git endpoints are; empty when it does not say.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+pub(super) struct Advertised {
+    /// `host:port` (or `ssh://user@host:port`).
+    #[serde(default)]
+    pub git_ssh: String,
+    /// `http(s)://host:port`.
+    #[serde(default)]
+    pub git_http: String,
 }
 
-/// The builder's smart-HTTP base URL on the controller's host (`workflow up`'s default port).
-pub(super) fn http_base(controller: &str) -> String {
-    let host = reqwest::Url::parse(controller)
+/// Asks the controller (`GET /v2/builder`); Deis's controller has no such endpoint, and any
+/// failure means "not advertised": the URLs are then guessed from the controller's host.
+pub(super) async fn advertised(c: &Client) -> Advertised {
+    c.get(&["builder"])
+        .reply::<Advertised>()
+        .await
+        .map(|r| r.body)
+        .unwrap_or_default()
+}
+
+fn controller_host(controller: &str) -> String {
+    reqwest::Url::parse(controller)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "127.0.0.1".into());
-    format!("http://{host}:8011")
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// `authority` with a wildcard host (`0.0.0.0:2222`, `[::]:2222`: bound to every interface)
+/// replaced by the controller's host, which the user evidently reaches.
+fn reachable(authority: &str, controller: &str) -> String {
+    match authority.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]" | "::" | "", port)) => {
+            let h = controller_host(controller);
+            let h = if h.contains(':') && !h.starts_with('[') {
+                format!("[{h}]")
+            } else {
+                h
+            };
+            format!("{h}:{port}")
+        }
+        _ => authority.to_string(),
+    }
+}
+
+/// The builder's git URL for an app: the advertised SSH address (`git_ssh`), else the
+/// controller's host, port 2222 (Deis's rule).
+pub(super) fn url(controller: &str, git_ssh: &str, app: &str) -> String {
+    let ssh = git_ssh.trim().trim_end_matches('/');
+    if ssh.is_empty() {
+        return format!("ssh://git@{}:2222/{app}.git", controller_host(controller));
+    }
+    match ssh.split_once("://") {
+        Some((scheme, rest)) => {
+            let (user, authority) = match rest.rsplit_once('@') {
+                Some((u, a)) => (format!("{u}@"), a),
+                None => (String::new(), rest),
+            };
+            format!(
+                "{scheme}://{user}{}/{app}.git",
+                reachable(authority, controller)
+            )
+        }
+        None => format!("ssh://git@{}/{app}.git", reachable(ssh, controller)),
+    }
+}
+
+/// The builder's smart-HTTP base URL: the advertised one, else the controller's host, port
+/// 8011 (`workflow up`'s default).
+pub(super) fn http_base(controller: &str, git_http: &str) -> String {
+    let adv = git_http.trim().trim_end_matches('/');
+    match adv.split_once("://") {
+        Some((scheme, authority)) if !authority.is_empty() => {
+            format!("{scheme}://{}", reachable(authority, controller))
+        }
+        _ => format!("http://{}:8011", controller_host(controller)),
+    }
 }
 
 /// Makes this checkout ask `deis git:credential` for `base`'s credentials.
@@ -189,6 +257,42 @@ pub(super) fn remove_remote(remote: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_from_what_the_controller_advertises() {
+        let ctl = "http://deis.example.com:8000";
+        // Not advertised (Deis): the controller's host, port 2222.
+        assert_eq!(
+            url(ctl, "", "hello"),
+            "ssh://git@deis.example.com:2222/hello.git"
+        );
+        assert_eq!(
+            url(ctl, "127.0.0.1:40123", "hello"),
+            "ssh://git@127.0.0.1:40123/hello.git"
+        );
+        assert_eq!(
+            url(ctl, "ssh://git@git.example.com:22/", "hello"),
+            "ssh://git@git.example.com:22/hello.git"
+        );
+        assert_eq!(
+            url(ctl, "0.0.0.0:2222", "hello"),
+            "ssh://git@deis.example.com:2222/hello.git"
+        );
+        assert_eq!(http_base(ctl, ""), "http://deis.example.com:8011");
+        assert_eq!(
+            http_base(ctl, "http://127.0.0.1:40124/"),
+            "http://127.0.0.1:40124"
+        );
+        assert_eq!(
+            http_base(ctl, "http://0.0.0.0:8011"),
+            "http://deis.example.com:8011"
+        );
+        // Whatever is advertised, the app comes back out of the URL.
+        assert_eq!(
+            app_from_remote(&url(ctl, "127.0.0.1:40123", "hello")).as_deref(),
+            Some("hello")
+        );
+    }
 
     #[test]
     fn app_from_remote_urls() {

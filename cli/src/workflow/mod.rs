@@ -36,6 +36,8 @@ pub mod defaults {
     pub const BUILDER_GRPC: &str = "127.0.0.1:8010";
     /// Builder git smart HTTP.
     pub const BUILDER_HTTP: &str = "127.0.0.1:8011";
+    /// Builder git over SSH (Deis's port).
+    pub const BUILDER_SSH: &str = "127.0.0.1:2222";
     /// registry-sync gRPC.
     pub const REGISTRY_GRPC: &str = "127.0.0.1:8020";
     /// The platform's OCI registry (HTTP).
@@ -96,7 +98,7 @@ pub struct StoreArgs {
     pub registration: Option<RegistrationMode>,
     /// A TOML config file for the controller (keys: listen, grpc_listen, database,
     /// registration, platform_credential (old name: builder_key), logger, registry,
-    /// shutdown_grace).
+    /// shutdown_grace, builder_git_ssh, builder_git_http).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -133,6 +135,9 @@ pub struct UpArgs {
     /// Builder git smart-HTTP listen address.
     #[arg(long, default_value = defaults::BUILDER_HTTP)]
     pub builder_http_listen: SocketAddr,
+    /// Builder git-over-SSH listen address.
+    #[arg(long, default_value = defaults::BUILDER_SSH)]
+    pub builder_ssh_listen: SocketAddr,
     /// The router's listen address (apps answer at http://<app>.localhost:<port>/).
     #[arg(long, default_value = defaults::ROUTER)]
     pub router_listen: SocketAddr,
@@ -285,8 +290,7 @@ async fn run(cli: Cli) -> Result<()> {
             let listeners = workflow_builder::Listeners {
                 grpc: bind(cfg.grpc_listen, false, "builder gRPC").await?,
                 http: Some(bind(cfg.http_listen, false, "builder git HTTP").await?),
-                // The SSH server is not written yet (issue 8).
-                ssh: None,
+                ssh: Some(bind(cfg.ssh_listen, false, "builder git SSH").await?),
             };
             spawn_metrics(cfg.metrics_listen, stop.clone()).await?;
             let shutdown = Shutdown::new(stop, cfg.shutdown_grace);
@@ -423,10 +427,23 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     let builder = workflow_builder::Listeners {
         grpc: bind(a.builder_grpc_listen, r, "builder gRPC").await?,
         http: Some(bind(a.builder_http_listen, r, "builder git HTTP").await?),
-        // The SSH server is not written yet (issue 8): no git_ssh endpoint either.
-        ssh: None,
+        ssh: Some(bind(a.builder_ssh_listen, r, "builder git SSH").await?),
     };
     let git_http = url(builder.http.as_ref().context("builder http")?)?;
+    let git_ssh = builder
+        .ssh
+        .as_ref()
+        .context("builder ssh")?
+        .local_addr()?
+        .to_string();
+    // The controller tells clients where to push (`GET /v2/builder`), unless configured to
+    // advertise another address (a proxy, a NAT).
+    if cfg.builder_git_ssh.is_empty() {
+        cfg.builder_git_ssh = git_ssh.clone();
+    }
+    if cfg.builder_git_http.is_empty() {
+        cfg.builder_git_http = git_http.clone();
+    }
     let registry = workflow_registry_sync::Listeners {
         http: bind(a.registry_listen, r, "registry").await?,
         grpc: bind(a.registry_grpc_listen, r, "registry-sync gRPC").await?,
@@ -443,6 +460,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     eps.insert("controller_grpc".into(), url(&controller.grpc)?);
     eps.insert("builder_grpc".into(), url(&builder.grpc)?);
     eps.insert("git_http".into(), git_http.clone());
+    eps.insert("git_ssh".into(), git_ssh.clone());
     eps.insert("router".into(), url(&router.http)?);
     eps.insert("logger".into(), url(&logger)?);
     eps.insert("registry".into(), url(&registry.http)?);
@@ -487,6 +505,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
         controller_url: eps["controller_grpc"].clone(),
         platform_credential: cfg.builder_key.clone(),
         git_http,
+        git_ssh: format!("ssh://git@{git_ssh}"),
         registry: registry.http.local_addr()?.to_string(),
         shutdown_grace: cfg.shutdown_grace,
         ..workflow_builder::Config::load(None, env)?

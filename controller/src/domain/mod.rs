@@ -62,6 +62,15 @@ pub struct Settings {
     pub builder_key: String,
 }
 
+/// Where users' git clients reach the builder, as the controller advertises it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BuilderEndpoints {
+    /// git over SSH: `host:port` (or an `ssh://git@host:port` prefix); empty: unknown.
+    pub git_ssh: String,
+    /// git over smart HTTP: `http(s)://host:port`; empty: unknown.
+    pub git_http: String,
+}
+
 /// The controller's operations over a store and a runtime.
 pub struct Controller {
     store: Store,
@@ -69,6 +78,8 @@ pub struct Controller {
     settings: Settings,
     logs: Option<Arc<dyn LogSource>>,
     images: Option<Arc<dyn ImageImporter>>,
+    /// Where clients reach the builder's git endpoints (`GET /v2/builder`).
+    builder: BuilderEndpoints,
     /// One lock per app: changes that make a release of one app are recorded in turn.
     deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The reconcile loop's channel, route table and lease identity.
@@ -92,6 +103,7 @@ impl Controller {
             settings,
             logs: None,
             images: None,
+            builder: BuilderEndpoints::default(),
             deploy_locks: Mutex::new(HashMap::new()),
             reconciler: reconcile::Reconciler::new(),
         }
@@ -101,6 +113,17 @@ impl Controller {
     pub fn with_logs(mut self, logs: Arc<dyn LogSource>) -> Self {
         self.logs = Some(logs);
         self
+    }
+
+    /// Advertises where clients reach the builder's git endpoints.
+    pub fn with_builder_endpoints(mut self, builder: BuilderEndpoints) -> Self {
+        self.builder = builder;
+        self
+    }
+
+    /// Where clients reach the builder's git endpoints (empty fields: not advertised).
+    pub fn builder_endpoints(&self) -> &BuilderEndpoints {
+        &self.builder
     }
 
     /// The metadata store.

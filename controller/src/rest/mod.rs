@@ -5,6 +5,9 @@
 //! render in one place ([`ApiError`], with the codes of [`Error::http_status`]). Paths
 //! are matched with or without their trailing slash ([`normalize_path`]).
 //!
+//! Beyond Deis, `GET /v2/builder` (authenticated) tells clients where the builder's git
+//! endpoints are: `{"git_ssh": "host:port", "git_http": "http://host:port"}`.
+//!
 //! This module holds the router, [`RestState`], the shared extractors ([`Auth`],
 //! [`MaybeAuth`], [`Body`], [`Paging`], [`Origin`]) and the response headers; one module
 //! per resource holds its routes and handlers:
@@ -254,6 +257,15 @@ async fn api_root(_: Auth) -> Json<Value> {
     Json(json!({ "version": API_VERSION }))
 }
 
+/// Where the builder's git endpoints are (not in Deis: clients fall back to the controller's
+/// host, port 2222, when this answers 404 or empty values).
+async fn builder_endpoints(
+    axum::extract::State(s): axum::extract::State<RestState>,
+    _: Auth,
+) -> Json<crate::domain::BuilderEndpoints> {
+    Json(s.ctl.builder_endpoints().clone())
+}
+
 async fn not_found() -> ApiError {
     ApiError(Error::NotFound("Not found.".into()))
 }
@@ -298,6 +310,7 @@ pub fn router(state: RestState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v2", get(api_root))
+        .route("/v2/builder", get(builder_endpoints))
         .merge(auth::routes())
         .merge(keys::routes())
         .merge(apps::routes())
