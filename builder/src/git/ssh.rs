@@ -476,7 +476,8 @@ impl Handler {
 
     /// May the authenticated user use `app`? Asks the controller again, so a key removed or a
     /// permission revoked since login counts.
-    async fn authorize(&self, app: &str, service: Service) -> Result<String, String> {
+    /// The pusher's username and the app's uuid (its repository belongs to it).
+    async fn authorize(&self, app: &str, service: Service) -> Result<(String, String), String> {
         let (Some(fp), Some(user)) = (&self.fingerprint, &self.user) else {
             return Err("not authenticated".into());
         };
@@ -487,7 +488,13 @@ impl Handler {
             )
         };
         match self.server.platform.user_from_key(fp).await {
-            Ok(o) if o.apps.iter().any(|a| a == app) => Ok(o.username),
+            Ok(o) if o.apps.iter().any(|a| a == app) => match o.app_uuids.get(app) {
+                Some(uuid) if !uuid.is_empty() => Ok((o.username, uuid.clone())),
+                // An older controller: without the uuid the repository cannot be bound.
+                _ => Err(format!(
+                    "the controller did not say which app {app} is; upgrade it"
+                )),
+            },
             Ok(_) => Err(denied()),
             Err(PlatformError::Unauthenticated(m)) => {
                 Err(format!("your key is no longer known: {m}"))
@@ -728,7 +735,7 @@ impl russh::server::Handler for Handler {
                 return Ok(());
             }
         };
-        let username = match self.authorize(&app, service).await {
+        let (username, app_uuid) = match self.authorize(&app, service).await {
             Ok(u) => u,
             Err(m) => {
                 tracing::info!(peer = %self.peer, user = ?self.user, app, reason = %m, "refused git over ssh");
@@ -741,7 +748,7 @@ impl russh::server::Handler for Handler {
             session.channel_failure(channel)?;
             return Ok(());
         };
-        let repo = match self.server.repos.ensure(&app).await {
+        let repo = match self.server.repos.ensure(&app, &app_uuid).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(app, error = %e, "preparing the repository");
