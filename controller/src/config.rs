@@ -36,6 +36,9 @@ pub struct Config {
     /// How long open connections may finish after a stop request before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The router as users reach it (`http://localhost:8080`): apps answer at
+    /// `http://<app>.localhost:8080/`, shown as the app's `url`. None: apps have no `url`.
+    pub router_url: Option<String>,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             logger: None,
             registry: None,
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
+            router_url: None,
         }
     }
 }
@@ -64,6 +68,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_LOGGER_URL", "logger"),
     ("WORKFLOW_REGISTRY_SYNC_URL", "registry"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
+    ("WORKFLOW_ROUTER_URL", "router_url"),
 ];
 
 impl Config {

@@ -73,6 +73,9 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
     if let Some(url) = config.registry.as_deref().filter(|u| !u.is_empty()) {
         ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url, &credential()?)?));
     }
+    if let Some(url) = config.router_url.as_deref().filter(|u| !u.is_empty()) {
+        ctl = ctl.with_router_url(url)?;
+    }
     Ok(Arc::new(ctl))
 }
 
