@@ -379,3 +379,86 @@ fn bad_input_is_refused_with_the_reason() {
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("nobody.localhost"), "{body}");
 }
+
+/// `healthchecks:set|list|unset` store Kubernetes probes per process type in the app's
+/// config, each change a release; bad probes are refused before anything is sent.
+#[test]
+fn healthchecks_set_list_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, _platform) = registered(dir.path());
+    let cwd = dir.path();
+    ok(&home, cwd, &["create", "hello", "--no-remote"]);
+    let out = ok(
+        &home,
+        cwd,
+        &[
+            "healthchecks:set",
+            "readiness",
+            "httpGet",
+            "5000",
+            "/healthz",
+            "--header",
+            "X-Probe: yes",
+            "--period-seconds",
+            "5",
+            "-a",
+            "hello",
+        ],
+    );
+    assert!(
+        out.contains("Readiness: HTTP GET http://:5000/healthz") && out.contains("period=5s"),
+        "{out}"
+    );
+    ok(
+        &home,
+        cwd,
+        &[
+            "healthchecks:set",
+            "liveness",
+            "tcpSocket",
+            "5000",
+            "-a",
+            "hello",
+        ],
+    );
+    let out = ok(&home, cwd, &["healthchecks", "-a", "hello", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["web"]["readinessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(
+        v["web"]["readinessProbe"]["httpGet"]["httpHeaders"][0]["name"],
+        "X-Probe"
+    );
+    assert_eq!(v["web"]["livenessProbe"]["tcpSocket"]["port"], 5000);
+    let out = ok(&home, cwd, &["releases", "-a", "hello"]);
+    assert!(out.contains("v3"), "each change is a release: {out}");
+
+    ok(
+        &home,
+        cwd,
+        &["healthchecks:unset", "liveness", "-a", "hello"],
+    );
+    let out = ok(&home, cwd, &["healthchecks", "-a", "hello"]);
+    assert!(
+        out.contains("No liveness probe configured.") && out.contains("Readiness: HTTP GET"),
+        "{out}"
+    );
+    let err = fails(
+        &home,
+        cwd,
+        &[
+            "healthchecks:set",
+            "liveness",
+            "httpGet",
+            "eighty",
+            "-a",
+            "hello",
+        ],
+    );
+    assert!(err.contains("eighty"), "{err}");
+    let err = fails(
+        &home,
+        cwd,
+        &["healthchecks:unset", "liveness", "-a", "hello"],
+    );
+    assert!(err.contains("does not exist"), "{err}");
+}
