@@ -124,6 +124,12 @@ fn operating_a_running_app() {
     let info: serde_json::Value =
         serde_json::from_str(&ok(&home, cwd, &["info", "-a", "hello", "--json"])).unwrap();
     assert_eq!(info["app"]["url"], want_url.as_str());
+    let text = ok(&home, cwd, &["info", "-a", "hello"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("url:") && l.trim_end().ends_with(&want_url)),
+        "{text}"
+    );
     let out = ok(&home, cwd, &["open", "-a", "hello"]);
     assert_eq!(out.trim(), want_url, "no browser here: the URL is printed");
     let (code, body) = curl(

@@ -1859,7 +1859,20 @@ fn cert_pair(names: &[&str]) -> (String, String) {
 /// publishes it to the route table; bad PEM and mismatched keys are 400s with the reason.
 #[tokio::test]
 async fn certs_add_attach_detach_delete() {
-    let (store, _dir) = common::sqlite();
+    let (store, dir) = common::sqlite();
+    certs_scenario(store, dir).await;
+}
+
+/// The same on PostgreSQL (skipped without a server, failed under CI).
+#[tokio::test]
+async fn certs_add_attach_detach_delete_on_postgres() {
+    let Some(store) = common::postgres().await else {
+        return;
+    };
+    certs_scenario(store, tempfile::tempdir().unwrap()).await;
+}
+
+async fn certs_scenario(store: workflow_controller::store::Store, _dir: tempfile::TempDir) {
     let ctl = common::controller(store);
     let api = Api {
         router: rest::router(RestState { ctl: ctl.clone() }),

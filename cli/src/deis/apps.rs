@@ -112,6 +112,10 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                     ("created", &i.created),
                     ("updated", &i.updated),
                 ] {
+                    // Controllers that do not know the router send no url.
+                    if k == "url" && v.is_empty() {
+                        continue;
+                    }
                     out.line(format!("{:<9}{v}", format!("{k}:")));
                 }
                 let scale: Vec<String> = i
