@@ -2010,6 +2010,34 @@ async fn certs_scenario(store: workflow_controller::store::Store, _dir: tempfile
     let routes = ctl.routes().snapshot()["hello"].clone();
     assert_eq!(routes.certs["www.example.com"].cert, cert);
 
+    // Someone else's domain: bob's own certificate cannot take it.
+    let (bob_cert, bob_key) = cert_pair(&["www.example.com"]);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/",
+            Some(&bob),
+            Some(json!({"name": "bobs", "certificate": bob_cert, "key": bob_key})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/bobs/domain/",
+            Some(&bob),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // The administrator (the first user) sees every certificate.
+    let r = api.call(Method::GET, "/v2/certs/", Some(&t), None).await;
+    assert_eq!(r.body["count"], 2, "{}", r.text);
+    let r = api
+        .call(Method::DELETE, "/v2/certs/bobs", Some(&bob), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
     // Detach, then delete.
     let r = api
         .call(
