@@ -468,3 +468,124 @@ fn healthchecks_set_list_unset() {
     );
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// Guards `deis run` for image releases: a busybox image pulled with `deis pull` runs as a
+/// container, and a one-off run is a container of the same image that is removed afterwards.
+#[test]
+fn one_off_runs_of_an_image_release() {
+    let Ok(peer) = std::env::var("WORKFLOW_TEST_PEER_REGISTRY") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "WORKFLOW_TEST_PEER_REGISTRY is not set under CI"
+        );
+        eprintln!("skipping: set WORKFLOW_TEST_PEER_REGISTRY");
+        return;
+    };
+    let docker_ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !docker_ok || !have_busybox() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Docker engine is not reachable"
+        );
+        eprintln!("skipping: no Docker engine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A busybox rootfs serving /www on 8080, imported (the engine here cannot pull).
+    let root = dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    let busybox = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .unwrap();
+    let busybox = String::from_utf8_lossy(&busybox.stdout).trim().to_string();
+    std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::fs::write(root.join("www/index.html"), "hello from an image\n").unwrap();
+    let seed = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let local = format!("workflow-story-ops:{seed}");
+    let import = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C '{}' -c . | docker import --change 'CMD [\"/bin/busybox\",\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/www\"]' --change 'EXPOSE 8080' - {local}",
+            root.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{import:?}");
+    let source = format!("{peer}/e2e/box-{seed}:1");
+    let copied = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("docker-daemon:{local}"))
+        .arg(format!("docker://{source}"))
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", &local]).output();
+    assert!(copied.status.success(), "{copied:?}");
+
+    let (home, platform) = registered(dir.path());
+    let cwd = dir.path();
+    let router = platform.endpoints()["router"]
+        .as_str()
+        .expect("router")
+        .to_string();
+    ok(&home, cwd, &["create", "box", "--no-remote"]);
+    let out = ok(&home, cwd, &["pull", &source, "-a", "box"]);
+    assert!(out.contains("deployed box:v2"), "{out}");
+    eventually(&home, cwd, &["ps", "-a", "box"], "up (v2)");
+    wait_until(60, "the router never answered with the image", || {
+        get(&router, "box.localhost")
+            .1
+            .contains("hello from an image")
+    });
+
+    let out = deis(
+        &home,
+        cwd,
+        &[
+            "run",
+            "-a",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            "cat /www/index.html; echo $DEIS_APP; exit 3",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        stdout.contains("hello from an image") && stdout.contains("box"),
+        "{stdout}"
+    );
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=app=box",
+            "--filter",
+            "label=type=run",
+        ])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "one-off containers left behind");
+    ok(&home, cwd, &["destroy", "-a", "box", "--confirm", "box"]);
+    wait_until(30, "the app's containers outlived destroy", || {
+        Command::new("docker")
+            .args(["ps", "-aq", "--filter", "label=app=box"])
+            .output()
+            .is_ok_and(|o| o.stdout.is_empty())
+    });
+}

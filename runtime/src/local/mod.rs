@@ -825,7 +825,9 @@ fn sorted(mut ps: Vec<Process>) -> Vec<Process> {
 
 fn to_process(r: &Record) -> Process {
     Process {
-        addr: (r.kind == "web").then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, r.port))),
+        // Regression: `cmd` (an image release without a Procfile) had no address, so the
+        // router answered 503 for image apps.
+        addr: crate::is_routed(&r.kind).then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, r.port))),
         name: r.name.clone(),
         kind: r.kind.clone(),
         version: r.version,
