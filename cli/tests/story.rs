@@ -1,76 +1,13 @@
 //! The user story of the spine, verbatim, against the real `workflow` and `deis`
 //! binaries: `workflow up`, register, create, config:set, releases, rollback.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Platform {
-    child: Child,
-    data: std::path::PathBuf,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn up(dir: &Path) -> (Platform, String) {
-    let data = dir.join("wf");
-    let child = Command::new(env!("CARGO_BIN_EXE_workflow"))
-        .args(["up", "--random-ports", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start workflow up");
-    let platform = Platform {
-        child,
-        data: data.clone(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(data.join("endpoints.json")) {
-            let v: serde_json::Value = serde_json::from_str(&text).expect("endpoints.json is JSON");
-            let url = v["controller"]
-                .as_str()
-                .expect("endpoints.json has controller")
-                .to_string();
-            return (platform, url);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "workflow up did not write endpoints.json within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn deis(home: &Path, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deis"))
-        .args(args)
-        .env("HOME", home)
-        .env_remove("DEIS_PROFILE")
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run deis")
-}
-
-fn ok(home: &Path, cwd: &Path, args: &[&str]) -> String {
-    let out = deis(home, cwd, args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "deis {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    format!("{stdout}{stderr}")
-}
+use common::{deis, eventually, ok, registered, up};
 
 #[test]
 fn the_user_story_works_verbatim() {
@@ -175,48 +112,6 @@ fn the_user_story_works_verbatim() {
     };
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!platform.data.join("endpoints.json").exists());
-}
-
-/// `workflow up` in `dir`, with alice registered and logged in under `dir/home`.
-fn registered(dir: &Path) -> (std::path::PathBuf, Platform) {
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let (platform, url) = up(dir);
-    ok(
-        &home,
-        dir,
-        &[
-            "register",
-            &url,
-            "--username",
-            "alice",
-            "--password",
-            "s3cret",
-        ],
-    );
-    (home, platform)
-}
-
-/// Waits until `deis` prints something containing `want` (retrying: shipping and
-/// indexing are asynchronous), or fails with the last output.
-fn eventually(home: &Path, cwd: &Path, args: &[&str], want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = deis(home, cwd, args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() && text.contains(want) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "deis {args:?} never printed {want:?}; last output:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

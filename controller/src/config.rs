@@ -42,6 +42,9 @@ pub struct Config {
     /// Where users reach the builder's git over smart HTTP (`http://host:port`), advertised
     /// likewise; empty: not advertised.
     pub builder_git_http: String,
+    /// The router as users reach it (`http://localhost:8080`): apps answer at
+    /// `http://<app>.localhost:8080/`, shown as the app's `url`. None: apps have no `url`.
+    pub router_url: Option<String>,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
             builder_git_ssh: String::new(),
             builder_git_http: String::new(),
+            router_url: None,
         }
     }
 }
@@ -74,6 +78,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
     ("WORKFLOW_BUILDER_GIT_SSH", "builder_git_ssh"),
     ("WORKFLOW_BUILDER_GIT_HTTP", "builder_git_http"),
+    ("WORKFLOW_ROUTER_URL", "router_url"),
 ];
 
 impl Config {

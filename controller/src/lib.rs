@@ -77,6 +77,9 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
         git_ssh: config.builder_git_ssh.clone(),
         git_http: config.builder_git_http.clone(),
     });
+    if let Some(url) = config.router_url.as_deref().filter(|u| !u.is_empty()) {
+        ctl = ctl.with_router_url(url)?;
+    }
     Ok(Arc::new(ctl))
 }
 

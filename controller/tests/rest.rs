@@ -1826,3 +1826,222 @@ async fn builder_endpoints_are_advertised_to_users() {
     let r = api.call(Method::GET, "/v2/builder/", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
 }
+
+fn cert_pair(names: &[&str]) -> (String, String) {
+    let c =
+        rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    (c.cert.pem(), c.signing_key.serialize_pem())
+}
+
+/// Certificates: Deis's `/v2/certs` paths, shapes and codes; attaching one to a domain
+/// publishes it to the route table; bad PEM and mismatched keys are 400s with the reason.
+#[tokio::test]
+async fn certs_add_attach_detach_delete() {
+    let (store, dir) = common::sqlite();
+    certs_scenario(store, dir).await;
+}
+
+/// The same on PostgreSQL (skipped without a server, failed under CI).
+#[tokio::test]
+async fn certs_add_attach_detach_delete_on_postgres() {
+    let Some(store) = common::postgres().await else {
+        return;
+    };
+    certs_scenario(store, tempfile::tempdir().unwrap()).await;
+}
+
+async fn certs_scenario(store: workflow_controller::store::Store, _dir: tempfile::TempDir) {
+    let ctl = common::controller(store);
+    let api = Api {
+        router: rest::router(RestState { ctl: ctl.clone() }),
+        _dir,
+    };
+    let t = api.register("alice").await;
+    let bob = api.register("bob").await;
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/",
+            Some(&t),
+            Some(json!({"id": "hello"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let uuid = r.body["uuid"].as_str().unwrap().to_string();
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/apps/hello/domains/",
+            Some(&t),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    let (cert, key) = cert_pair(&["www.example.com"]);
+    let (_, other_key) = cert_pair(&["other.example.com"]);
+    // A key that is not the certificate's: 400 naming the field and the reason.
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/",
+            Some(&t),
+            Some(json!({"name": "www-example-com", "certificate": cert, "key": other_key})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.body["key"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{}",
+        r.text
+    );
+    for (body, field) in [
+        (
+            json!({"name": "www-example-com", "certificate": "nope", "key": key}),
+            "certificate",
+        ),
+        (
+            json!({"name": "www-example-com", "certificate": cert, "key": "nope"}),
+            "key",
+        ),
+        (
+            json!({"name": "Bad_Name", "certificate": cert, "key": key}),
+            "name",
+        ),
+    ] {
+        let r = api
+            .call(Method::POST, "/v2/certs/", Some(&t), Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.body[field].is_array(), "{field}: {}", r.text);
+    }
+
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/",
+            Some(&t),
+            Some(json!({"name": "www-example-com", "certificate": cert, "key": key})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["name"], "www-example-com");
+    assert_eq!(r.body["owner"], "alice");
+    assert_eq!(r.body["san"], json!(["www.example.com"]));
+    assert!(r.body.get("key").is_none() && r.body.get("certificate").is_none());
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/",
+            Some(&t),
+            Some(json!({"name": "www-example-com", "certificate": cert, "key": key})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+
+    // Listed for its owner, invisible to others.
+    let r = api.call(Method::GET, "/v2/certs/", Some(&t), None).await;
+    assert_eq!(r.body["count"], 1, "{}", r.text);
+    let r = api.call(Method::GET, "/v2/certs/", Some(&bob), None).await;
+    assert_eq!(r.body["count"], 0, "{}", r.text);
+    let r = api
+        .call(Method::GET, "/v2/certs/www-example-com", Some(&bob), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Attach: unknown domain 404, then 201, twice 409; the route table carries the PEMs.
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/www-example-com/domain/",
+            Some(&t),
+            Some(json!({"domain": "nope.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/www-example-com/domain/",
+            Some(&t),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/www-example-com/domain/",
+            Some(&t),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = api
+        .call(Method::GET, "/v2/certs/www-example-com", Some(&t), None)
+        .await;
+    assert_eq!(r.body["domains"], json!(["www.example.com"]), "{}", r.text);
+    ctl.reconcile(&uuid).await.unwrap();
+    let routes = ctl.routes().snapshot()["hello"].clone();
+    assert_eq!(routes.certs["www.example.com"].cert, cert);
+
+    // Someone else's domain: bob's own certificate cannot take it.
+    let (bob_cert, bob_key) = cert_pair(&["www.example.com"]);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/",
+            Some(&bob),
+            Some(json!({"name": "bobs", "certificate": bob_cert, "key": bob_key})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/certs/bobs/domain/",
+            Some(&bob),
+            Some(json!({"domain": "www.example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // The administrator (the first user) sees every certificate.
+    let r = api.call(Method::GET, "/v2/certs/", Some(&t), None).await;
+    assert_eq!(r.body["count"], 2, "{}", r.text);
+    let r = api
+        .call(Method::DELETE, "/v2/certs/bobs", Some(&bob), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    // Detach, then delete.
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/certs/www-example-com/domain/www.example.com",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    ctl.reconcile(&uuid).await.unwrap();
+    assert!(ctl.routes().snapshot()["hello"].certs.is_empty());
+    let r = api
+        .call(
+            Method::DELETE,
+            "/v2/certs/www-example-com",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api
+        .call(Method::DELETE, "/v2/certs/www-example-com", Some(&t), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api.call(Method::GET, "/v2/certs/", Some(&t), None).await;
+    assert_eq!(r.body["count"], 0);
+}

@@ -225,7 +225,7 @@ pub struct Process {
     pub restarts: u32,
     /// Why it last stopped or is not ready, if known.
     pub reason: Option<String>,
-    /// Where it listens (web processes), for the router.
+    /// Where it listens (routed processes: see [`is_routed`]), for the router.
     pub addr: Option<SocketAddr>,
 }
 
@@ -277,4 +277,10 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     async fn run(&self, desired: &Desired, command: &str, timeout: Duration) -> Result<RunOutput>;
     /// What this runtime enforces.
     fn capabilities(&self) -> Capabilities;
+}
+
+/// Whether processes of `kind` serve HTTP through the router: `web`, and `cmd` (the one
+/// process of an image release without a Procfile, as Deis routes it).
+pub fn is_routed(kind: &str) -> bool {
+    kind == "web" || kind == "cmd"
 }

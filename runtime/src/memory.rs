@@ -57,7 +57,7 @@ impl Inner {
         let n = self.tick();
         // A multiplicative hash spreads consecutive counters over the 5 hex digits.
         let id = (n.wrapping_mul(0x9E37_79B9) >> 7) & 0xF_FFFF;
-        let addr = (kind == "web").then(|| {
+        let addr = crate::is_routed(kind).then(|| {
             SocketAddr::from((
                 Ipv4Addr::LOCALHOST,
                 BASE_PORT.wrapping_add((n % 40_000) as u16),

@@ -1,5 +1,5 @@
 //! The local runtime with container releases on the real Docker engine: the contract checks
-//! (all but one-off runs), labels and limits, adoption of running containers. The image is
+//! (one-off runs included), labels and limits, adoption of running containers. The image is
 //! busybox-static imported with `docker import` (the engine here cannot pull).
 
 mod common;
@@ -108,6 +108,24 @@ async fn containers_keep_the_contract() {
     testsuite::new_version_replaces_old(&wrapped).await;
     testsuite::crash_loop_fails_and_previous_keeps_running(&wrapped).await;
     testsuite::restart_gives_new_processes(&wrapped).await;
+    testsuite::run_returns_output_and_exit_code(&wrapped).await;
+    // The one-off container is removed once it exited.
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=app=oneoff",
+            "--filter",
+            "label=type=run",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "one-off containers left: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
     testsuite::destroy_leaves_nothing(&wrapped).await;
     testsuite::apps_never_mix(&wrapped).await;
 }

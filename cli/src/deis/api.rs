@@ -53,6 +53,8 @@ pub struct App {
     pub owner: String,
     /// Desired process counts by type.
     pub structure: BTreeMap<String, i64>,
+    /// Where the router serves it (empty when the controller does not know the router).
+    pub url: String,
     /// Creation time.
     pub created: String,
     /// Update time.

@@ -1,4 +1,4 @@
-//! Apps: `create`, `apps`, `info`, `destroy`, `apps:transfer`.
+//! Apps: `create`, `apps`, `info`, `open`, `destroy`, `apps:transfer`.
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
@@ -28,6 +28,9 @@ pub enum Command {
     /// Show an app: owner, processes, structure.
     #[command(alias = "apps:info")]
     Info(AppArg),
+    /// Open the app's URL in a browser (prints it when there is none).
+    #[command(alias = "apps:open")]
+    Open(AppArg),
     /// Destroy an app and everything it runs.
     #[command(alias = "apps:destroy")]
     Destroy {
@@ -106,9 +109,14 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 for (k, v) in [
                     ("uuid", &i.uuid),
                     ("owner", &i.owner),
+                    ("url", &i.url),
                     ("created", &i.created),
                     ("updated", &i.updated),
                 ] {
+                    // Controllers that do not know the router send no url.
+                    if k == "url" && v.is_empty() {
+                        continue;
+                    }
                     out.line(format!("{:<9}{v}", format!("{k}:")));
                 }
                 let scale: Vec<String> = i
@@ -131,6 +139,18 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 out.heading(format!("{app} Domains"));
                 for d in &domains.items {
                     out.line(&d.domain);
+                }
+            })
+        }
+        Command::Open(a) => {
+            let (_, c) = ctx.session()?;
+            let app = a.name()?;
+            let info = c.get(&["apps", &app]).reply::<App>().await?;
+            let url = app_url(&info.body.url)
+                .ok_or_else(|| anyhow::anyhow!("the controller does not know where the router serves {app}: set its router_url (WORKFLOW_ROUTER_URL)"))?;
+            out.show(&json!({ "url": url }), || {
+                if !open_browser(&url) {
+                    out.line(&url);
                 }
             })
         }
@@ -170,5 +190,56 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             out.line(format!("Transferred {app} to {username}"));
             Ok(())
         }
+    }
+}
+
+/// The app's URL as a browser takes it: Deis servers answer a bare host (`hello.example.com`).
+fn app_url(url: &str) -> Option<String> {
+    let url = url.trim();
+    if url.is_empty() {
+        None
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        Some(url.to_string())
+    } else {
+        Some(format!("http://{url}"))
+    }
+}
+
+/// Opens `url` with `$BROWSER` or the desktop's opener; false when there is none (a server,
+/// a test), so the caller prints the URL instead.
+fn open_browser(url: &str) -> bool {
+    let has_display = std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || cfg!(target_os = "macos");
+    let opener = match std::env::var("BROWSER") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ if !has_display => return false,
+        _ if cfg!(target_os = "macos") => "open".to_string(),
+        _ => "xdg-open".to_string(),
+    };
+    std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_url;
+
+    #[test]
+    fn urls_get_a_scheme() {
+        assert_eq!(app_url("").as_deref(), None);
+        assert_eq!(
+            app_url("hello.example.com").as_deref(),
+            Some("http://hello.example.com")
+        );
+        assert_eq!(
+            app_url("http://hello.localhost:8080/").as_deref(),
+            Some("http://hello.localhost:8080/")
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - one module per command group, each with its clap verbs and their code: [`auth`],
 //!   [`keys`], [`apps`], [`config`], [`releases`], [`builds`] (and `pull`), [`registry`],
-//!   [`ps`] (and `scale`), [`logs`], [`perms`], [`git`], [`users`]
+//!   [`ps`] (and `scale`), [`certs`], [`healthchecks`], [`logs`], [`perms`], [`git`], [`users`]
 //! - `api`: the controller's answers, typed; `client`: its REST API
 //! - `output`: everything printed (tables, `--json`, progress on stderr)
 //! - `input`: prompts and `KEY=value` arguments; `procfile`: `--procfile` text
@@ -15,10 +15,12 @@ mod api;
 mod apps;
 mod auth;
 mod builds;
+mod certs;
 mod client;
 mod config;
 mod domains;
 mod git;
+mod healthchecks;
 mod input;
 mod keys;
 mod limits;
@@ -82,6 +84,10 @@ pub enum Command {
     #[command(flatten)]
     Settings(settings::Command),
     #[command(flatten)]
+    Certs(certs::Command),
+    #[command(flatten)]
+    Healthchecks(healthchecks::Command),
+    #[command(flatten)]
     Limits(limits::Command),
     #[command(flatten)]
     Logs(logs::Command),
@@ -115,6 +121,18 @@ impl AppArg {
         )
     }
 }
+
+/// Ends `deis` with this exit code and no message (`deis run` passes on the command's code).
+#[derive(Debug)]
+pub struct ExitWith(pub i32);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
 
 /// What every command gets: where to print, and which saved login to use.
 struct Ctx {
@@ -151,6 +169,11 @@ pub fn main() -> std::process::ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ExitWith>().is_some() => {
+            let code = e.downcast_ref::<ExitWith>().map_or(1, |x| x.0);
+            // Codes outside 1..=255 still fail.
+            std::process::ExitCode::from(u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1))
+        }
         Err(e) => {
             output::error(&e);
             std::process::ExitCode::FAILURE
@@ -174,6 +197,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ps(c) => ps::run(&ctx, c).await,
         Command::Domains(c) => domains::run(&ctx, c).await,
         Command::Settings(c) => settings::run(&ctx, c).await,
+        Command::Certs(c) => certs::run(&ctx, c).await,
+        Command::Healthchecks(c) => healthchecks::run(&ctx, c).await,
         Command::Limits(c) => limits::run(&ctx, c).await,
         Command::Logs(c) => logs::run(&ctx, c).await,
         Command::Perms(c) => perms::run(&ctx, c).await,

@@ -124,7 +124,7 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         Command::Run { command, app } => {
             let (_, c) = ctx.session()?;
             let app = app.name()?;
-            let command = command.join(" ");
+            let command = join_command(&command);
             out.progress(&format!("Running '{command}'...\n"));
             let r = c
                 .post(
@@ -135,7 +135,8 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 .await?;
             out.show(&r.raw, || out.text(&r.body.output))?;
             if r.body.exit_code != 0 {
-                return Err(anyhow!("'{command}' exited with code {}", r.body.exit_code));
+                // As Deis's CLI: `deis run` exits with the command's own code.
+                return Err(anyhow!(super::ExitWith(r.body.exit_code)));
             }
             Ok(())
         }
@@ -158,5 +159,46 @@ pub(super) fn print(out: &Output, app: &str, pods: &[Pod]) {
         for p in ps {
             out.line(format!("{} {} ({})", p.name, p.state, p.release));
         }
+    }
+}
+
+/// The command line `deis run` sends: one argument as written (it may hold shell syntax,
+/// `deis run 'echo hi; exit 3'`); several arguments each quoted for the shell when needed, so
+/// `deis run -- sh -c 'echo hi; exit 3'` runs what was typed.
+fn join_command(args: &[String]) -> String {
+    if let [one] = args {
+        return one.clone();
+    }
+    let safe = |a: &str| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b))
+    };
+    args.iter()
+        .map(|a| {
+            if safe(a) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_command;
+
+    #[test]
+    fn run_arguments_keep_their_words() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(join_command(&v(&["echo hi; exit 3"])), "echo hi; exit 3");
+        assert_eq!(join_command(&v(&["ls", "-la"])), "ls -la");
+        assert_eq!(
+            join_command(&v(&["sh", "-c", "echo hi; exit 3"])),
+            "sh -c 'echo hi; exit 3'"
+        );
+        assert_eq!(join_command(&v(&["echo", "it's"])), "echo 'it'\\''s'");
     }
 }

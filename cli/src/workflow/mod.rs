@@ -48,6 +48,8 @@ pub mod defaults {
     pub const METRICS: &str = "127.0.0.1:9090";
     /// The router: `http://<app>.localhost:<port>/` reaches an app's web processes.
     pub const ROUTER: &str = "127.0.0.1:8080";
+    /// The router's HTTPS: certificates attached to custom domains (`deis certs:attach`), by SNI.
+    pub const ROUTER_HTTPS: &str = "127.0.0.1:8443";
 }
 
 /// The Workflow server.
@@ -141,6 +143,9 @@ pub struct UpArgs {
     /// The router's listen address (apps answer at http://<app>.localhost:<port>/).
     #[arg(long, default_value = defaults::ROUTER)]
     pub router_listen: SocketAddr,
+    /// The router's HTTPS listen address (certificates by SNI, see deis certs:attach).
+    #[arg(long, default_value = defaults::ROUTER_HTTPS)]
+    pub router_https_listen: SocketAddr,
     /// registry-sync gRPC listen address.
     #[arg(long, default_value = defaults::REGISTRY_GRPC)]
     pub registry_grpc_listen: SocketAddr,
@@ -451,7 +456,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     let logger = bind(a.logger_grpc_listen, r, "logger gRPC").await?;
     let router = workflow_router::Listeners {
         http: bind(a.router_listen, r, "router").await?,
-        https: None,
+        https: Some(bind(a.router_https_listen, r, "router HTTPS").await?),
     };
     let metrics = bind(a.metrics_listen, r, "metrics").await?;
 
@@ -462,6 +467,17 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     eps.insert("git_http".into(), git_http.clone());
     eps.insert("git_ssh".into(), git_ssh.clone());
     eps.insert("router".into(), url(&router.http)?);
+    if let Some(https) = &router.https {
+        eps.insert(
+            "router_https".into(),
+            format!("https://{}", https.local_addr()?),
+        );
+    }
+    // Apps answer at http://<app>.localhost:<port>/, which `deis info` and `deis open` show.
+    cfg.router_url = Some(format!(
+        "http://localhost:{}",
+        router.http.local_addr()?.port()
+    ));
     eps.insert("logger".into(), url(&logger)?);
     eps.insert("registry".into(), url(&registry.http)?);
     eps.insert("registry_sync_grpc".into(), url(&registry.grpc)?);

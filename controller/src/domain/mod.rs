@@ -12,9 +12,11 @@
 //! - `images`: builds from an image, imported through an [`ImageImporter`] when one is set
 //! - `hooks`: calls from the builder and registry-sync
 //! - `logs`: app logs, read through a [`LogSource`]
+//! - `certs`: TLS certificates and their attachment to domains
 
 mod apps;
 mod auth;
+mod certs;
 pub mod desired;
 mod hooks;
 mod images;
@@ -30,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use auth::{RegisterRequest, token_from_authorization};
+pub use certs::{Cert, ParsedCert, check_cert_name, parse_cert};
 pub use hooks::{RegistryAction, UserApps};
 pub use images::ImageBuild;
 pub use reconcile::{Action, ReconcileSettings};
@@ -84,6 +87,8 @@ pub struct Controller {
     deploy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The reconcile loop's channel, route table and lease identity.
     reconciler: reconcile::Reconciler,
+    /// The router as users reach it: (scheme, host, port), for apps' URLs.
+    router_url: Option<(String, String, Option<u16>)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -106,7 +111,38 @@ impl Controller {
             builder: BuilderEndpoints::default(),
             deploy_locks: Mutex::new(HashMap::new()),
             reconciler: reconcile::Reconciler::new(),
+            router_url: None,
         }
+    }
+
+    /// Apps answer at `<scheme>://<app>.<host>[:<port>]/` of the router's public `url`
+    /// (`http://localhost:8080`).
+    pub fn with_router_url(mut self, url: &str) -> Result<Self, crate::error::Error> {
+        let bad = |why: &str| {
+            crate::error::Error::Internal(format!(
+                "controller config router_url (WORKFLOW_ROUTER_URL) {url:?}: {why}"
+            ))
+        };
+        let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("give a scheme, e.g. http://localhost:8080"))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("the scheme is http or https"));
+        }
+        let host = uri.host().ok_or_else(|| bad("give a host"))?;
+        self.router_url = Some((scheme.to_string(), host.to_string(), uri.port_u16()));
+        Ok(self)
+    }
+
+    /// Where the router serves `app`, when the router's URL is known.
+    pub fn app_url(&self, app: &str) -> Option<String> {
+        self.router_url
+            .as_ref()
+            .map(|(scheme, host, port)| match port {
+                Some(p) => format!("{scheme}://{app}.{host}:{p}/"),
+                None => format!("{scheme}://{app}.{host}/"),
+            })
     }
 
     /// Reads app logs from `logs` (without one, `deis logs` answers 503).

@@ -308,7 +308,7 @@ impl Controller {
         };
         let backends = procs
             .iter()
-            .filter(|p| (p.kind == "web" || p.kind == "cmd") && p.state == ProcessState::Up)
+            .filter(|p| workflow_runtime::is_routed(&p.kind) && p.state == ProcessState::Up)
             .filter_map(|p| p.addr)
             .collect();
         self.reconciler

@@ -17,8 +17,22 @@ pub(super) fn routes() -> Router<RestState> {
         )
 }
 
+/// An app as Deis shows it, with its `url` when the router's address is known.
+fn with_url(s: &RestState, app: &crate::model::App) -> Value {
+    let mut v = json!(app);
+    if let (Some(url), Some(m)) = (s.ctl.app_url(&app.id), v.as_object_mut()) {
+        m.insert("url".into(), Value::String(url));
+    }
+    v
+}
+
 async fn list_apps(State(s): State<RestState>, Auth(u): Auth, p: Paging) -> ApiResult<Json<Value>> {
-    Ok(p.render("/v2/apps/", s.ctl.list_apps(&u, p.req).await?))
+    let page = s.ctl.list_apps(&u, p.req).await?;
+    let page = crate::model::Page {
+        count: page.count,
+        results: page.results.iter().map(|a| with_url(&s, a)).collect(),
+    };
+    Ok(p.render("/v2/apps/", page))
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -32,7 +46,7 @@ async fn create_app(
     Body(b): Body<AppBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let app = s.ctl.create_app(&u, b.id.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(json!(app))))
+    Ok((StatusCode::CREATED, Json(with_url(&s, &app))))
 }
 
 async fn get_app(
@@ -40,7 +54,8 @@ async fn get_app(
     Auth(u): Auth,
     Path(app): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.ctl.get_app(&u, &app).await?)))
+    let app = s.ctl.get_app(&u, &app).await?;
+    Ok(Json(with_url(&s, &app)))
 }
 
 #[derive(Default, serde::Deserialize)]

@@ -22,10 +22,12 @@
 //! - `perms`: `/v2/apps/<app>/perms` and `/v2/admin/perms`
 //! - `logs`: `/v2/apps/<app>/logs` (tail, follow, search)
 //! - `routing`: `/v2/apps/<app>/{domains,settings,whitelist,tls,run}` and pod restarts
+//! - `certs`: `/v2/certs` (TLS certificates) and their attachment to domains
 
 mod apps;
 mod auth;
 mod builds;
+mod certs;
 mod config;
 mod formation;
 mod keys;
@@ -319,6 +321,7 @@ pub fn router(state: RestState) -> Router {
         .merge(builds::routes())
         .merge(releases::routes())
         .merge(routing::routes())
+        .merge(certs::routes())
         .merge(formation::routes())
         .merge(perms::routes())
         .merge(workflow_common::metrics::router())

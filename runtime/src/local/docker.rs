@@ -14,13 +14,13 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
 use super::proc::Record;
-use crate::{Error, PullCredentials, Result};
+use crate::{Error, PullCredentials, Result, RunOutput};
 
 fn client() -> Result<Docker, String> {
     Docker::connect_with_local_defaults()
@@ -158,4 +158,128 @@ pub async fn stop(id: &str, grace: Duration) {
             Some(RemoveContainerOptionsBuilder::new().force(true).build()),
         )
         .await;
+}
+
+/// A one-off container (`deis run`): its image, name, labels, env and limits.
+#[derive(Debug, Clone)]
+pub struct OneOff {
+    /// Image reference (already in the engine: see [`ensure_image`]).
+    pub image: String,
+    /// Container name, `<app>-run-<5 hex>`.
+    pub name: String,
+    /// The workflow labels, with `type=run`.
+    pub labels: HashMap<String, String>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Run by `/bin/sh -c`.
+    pub command: String,
+    /// Memory limit, bytes.
+    pub memory: Option<u64>,
+}
+
+/// Runs `one` to completion (or `timeout`, then kills it), collecting stdout and stderr up
+/// to `cap` bytes; the container is removed whatever happens.
+pub async fn run(one: &OneOff, timeout: Duration, cap: usize) -> Result<RunOutput> {
+    let docker = client().map_err(Error::Backend)?;
+    let body = ContainerCreateBody {
+        image: Some(one.image.clone()),
+        env: Some(one.env.clone()),
+        labels: Some(one.labels.clone()),
+        entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+        cmd: Some(vec![one.command.clone()]),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            memory: one.memory.and_then(|m| i64::try_from(m).ok()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&one.name).build()),
+            body,
+        )
+        .await
+        .map_err(|e| Error::Backend(format!("creating container {}: {e}", one.name)))?;
+    let id = created.id;
+    let result = run_created(&docker, &id, timeout, cap).await;
+    let _ = docker
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await;
+    result
+}
+
+async fn run_created(
+    docker: &Docker,
+    id: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Result<RunOutput> {
+    docker
+        .start_container(id, None)
+        .await
+        .map_err(|e| Error::Backend(format!("starting container {id}: {e}")))?;
+    let wait = async {
+        let mut s = docker.wait_container(id, None);
+        match s.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(Error::Backend(format!("waiting for container {id}: {e}"))),
+            None => Err(Error::Backend(format!(
+                "waiting for container {id}: no answer"
+            ))),
+        }
+    };
+    let (code, timed_out) = match tokio::time::timeout(timeout, wait).await {
+        Ok(code) => (code?, false),
+        Err(_) => {
+            let _ = docker
+                .kill_container(
+                    id,
+                    Some(KillContainerOptionsBuilder::new().signal("KILL").build()),
+                )
+                .await;
+            (137, true)
+        }
+    };
+    // stdout and stderr interleaved as the engine logged them.
+    let mut output = Vec::new();
+    let mut truncated = false;
+    let mut logs = docker.logs(
+        id,
+        Some(
+            LogsOptionsBuilder::new()
+                .stdout(true)
+                .stderr(true)
+                .follow(false)
+                .build(),
+        ),
+    );
+    while let Some(chunk) = logs.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::Backend(format!("reading the output of {id}: {e}")))?;
+        let bytes = chunk.into_bytes();
+        let room = cap.saturating_sub(output.len());
+        output.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if bytes.len() > room {
+            truncated = true;
+            break;
+        }
+    }
+    let mut output = String::from_utf8_lossy(&output).into_owned();
+    if truncated {
+        output.push_str(&format!("\n[output truncated at {cap} bytes]\n"));
+    }
+    if timed_out {
+        output.push_str(&format!("\n[killed after {timeout:?}]\n"));
+    }
+    Ok(RunOutput {
+        exit_code: i32::try_from(code).unwrap_or(-1),
+        output,
+    })
 }

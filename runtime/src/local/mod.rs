@@ -825,7 +825,9 @@ fn sorted(mut ps: Vec<Process>) -> Vec<Process> {
 
 fn to_process(r: &Record) -> Process {
     Process {
-        addr: (r.kind == "web").then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, r.port))),
+        // Regression: `cmd` (an image release without a Procfile) had no address, so the
+        // router answered 503 for image apps.
+        addr: crate::is_routed(&r.kind).then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, r.port))),
         name: r.name.clone(),
         kind: r.kind.clone(),
         version: r.version,
@@ -967,15 +969,42 @@ impl Runtime for LocalRuntime {
         if command.contains('\0') {
             return Err(Error::Invalid("the command contains a NUL byte".into()));
         }
-        if desired
+        if let Some(image) = desired
             .image
             .as_ref()
-            .is_some_and(|i| i.kind == ImageKind::Container)
+            .filter(|i| i.kind == ImageKind::Container)
         {
-            return Err(Error::Invalid(format!(
-                "app {}: one-off runs of container images are not supported by the local runtime yet",
-                desired.app
-            )));
+            let creds = image
+                .credentials
+                .as_ref()
+                .or(self.shared.cfg.credentials.as_ref());
+            docker::ensure_image(&image.reference, creds).await?;
+            let mut env = desired.env.clone();
+            env.insert("PORT".into(), desired.port.to_string());
+            env.insert("DEIS_APP".into(), desired.app.clone());
+            env.insert("WORKFLOW_RELEASE".into(), format!("v{}", desired.version));
+            if let Some(s) = &desired.source_version {
+                env.insert("SOURCE_VERSION".into(), s.clone());
+            }
+            let one = docker::OneOff {
+                image: image.reference.clone(),
+                name: format!(
+                    "{}-run-{:05x}",
+                    desired.app,
+                    rand::random::<u32>() & 0xF_FFFF
+                ),
+                labels: std::collections::HashMap::from([
+                    ("app".to_string(), desired.app.clone()),
+                    ("app_id".to_string(), desired.app_id.clone()),
+                    ("type".to_string(), "run".to_string()),
+                    ("version".to_string(), desired.version.to_string()),
+                    ("heritage".to_string(), "workflow".to_string()),
+                ]),
+                env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                command: command.to_string(),
+                memory: desired.processes.values().find_map(|s| s.memory),
+            };
+            return docker::run(&one, timeout, self.shared.cfg.run_output_cap).await;
         }
         let app = self.app_for(&desired.app, &desired.app_id)?;
         let (root, config) = {

@@ -1,0 +1,189 @@
+//! Helpers shared by the end-to-end stories: `workflow up` in a temp dir, `deis` as a user
+//! with its own HOME, and polling for what the reconcile loop does asynchronously.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `workflow up`, killed on drop.
+pub struct Platform {
+    pub child: Child,
+    pub data: PathBuf,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Platform {
+    /// `DATA_DIR/endpoints.json`.
+    pub fn endpoints(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.data.join("endpoints.json")).unwrap())
+            .unwrap()
+    }
+}
+
+/// `workflow up --random-ports` with its data under `dir/wf`; answers the controller URL.
+pub fn up(dir: &Path) -> (Platform, String) {
+    let data = dir.join("wf");
+    let child = Command::new(env!("CARGO_BIN_EXE_workflow"))
+        .args(["up", "--random-ports", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start workflow up");
+    let platform = Platform {
+        child,
+        data: data.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(data.join("endpoints.json")) {
+            let v: serde_json::Value = serde_json::from_str(&text).expect("endpoints.json is JSON");
+            let url = v["controller"]
+                .as_str()
+                .expect("endpoints.json has controller")
+                .to_string();
+            return (platform, url);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workflow up did not write endpoints.json within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `deis ARGS` with `HOME=home` in `cwd`.
+pub fn deis(home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deis"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("DEIS_PROFILE")
+        .env_remove("BROWSER")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run deis")
+}
+
+/// `deis ARGS`, which must succeed; answers stdout and stderr.
+pub fn ok(home: &Path, cwd: &Path, args: &[&str]) -> String {
+    let out = deis(home, cwd, args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "deis {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    format!("{stdout}{stderr}")
+}
+
+/// `deis ARGS`, which must fail; answers stderr.
+pub fn fails(home: &Path, cwd: &Path, args: &[&str]) -> String {
+    let out = deis(home, cwd, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "deis {args:?} succeeded:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// `workflow up` in `dir`, with alice registered and logged in under `dir/home`.
+pub fn registered(dir: &Path) -> (PathBuf, Platform) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (platform, url) = up(dir);
+    ok(
+        &home,
+        dir,
+        &[
+            "register",
+            &url,
+            "--username",
+            "alice",
+            "--password",
+            "s3cret",
+        ],
+    );
+    (home, platform)
+}
+
+/// Waits until `deis` prints something containing `want` (retrying: shipping and
+/// indexing are asynchronous), or fails with the last output.
+pub fn eventually(home: &Path, cwd: &Path, args: &[&str], want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = deis(home, cwd, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && text.contains(want) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deis {args:?} never printed {want:?}; last output:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Polls `f` until it answers true, or fails with `what` after `secs` seconds.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} (waited {secs} s)");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `git ARGS` in `dir` as a test user with `HOME=home`; must succeed.
+pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "git {args:?}: {text}");
+    text
+}
+
+/// Whether busybox (the apps' web server) is installed; fails under CI when it is not.
+pub fn have_busybox() -> bool {
+    if Command::new("busybox").arg("true").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "busybox is missing (apt-get install busybox-static)"
+    );
+    eprintln!("skipping: busybox is missing (apt-get install busybox-static)");
+    false
+}
