@@ -204,7 +204,7 @@ fn procfile_app(dir: &Path) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn procfile_app_is_pushed_reproducibly_and_reads_back_with_skopeo() {
     if !tool("skopeo") {
         return;
@@ -289,7 +289,7 @@ fn caching_buildpack(dir: &Path) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caching_buildpack_sees_its_cache_on_the_second_build() {
     if !tool("skopeo") {
         return;
@@ -297,7 +297,9 @@ async fn a_caching_buildpack_sees_its_cache_on_the_second_build() {
     let bp = tempfile::tempdir().unwrap();
     caching_buildpack(bp.path());
     let bp_path = bp.path().to_string_lossy().into_owned();
-    let s = setup(|st| st.buildpacks = vec!["builtin:procfile".into(), bp_path]).await;
+    // Detection is in order: the counter comes first, or the second build (with a Procfile)
+    // would be taken by the built-in Procfile buildpack.
+    let s = setup(|st| st.buildpacks = vec![bp_path, "builtin:procfile".into()]).await;
     let app = tempfile::tempdir().unwrap();
     write(app.path(), &[("app.txt", "x", 0o644)]);
     let req = request(
@@ -353,7 +355,7 @@ async fn a_caching_buildpack_sees_its_cache_on_the_second_build() {
     assert!(work_dir_is_empty(s.work.path()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buildpack_url_is_cloned_with_git_at_its_ref() {
     if !tool("git") || !tool("skopeo") {
         return;
@@ -410,7 +412,7 @@ async fn buildpack_url_is_cloned_with_git_at_its_ref() {
     assert!(e.contains("no ref \"nope\""), "{e}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_and_nothing_is_pushed() {
     if !tool("skopeo") {
         return;
@@ -546,7 +548,7 @@ fn busybox_image() -> bool {
     true
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dockerfile_app_is_built_by_the_engine_and_pushed() {
     if !busybox_image() || !tool("skopeo") {
         return;

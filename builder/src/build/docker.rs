@@ -96,7 +96,12 @@ pub async fn build(
     let mut stream = docker.build_image(opts.build(), None, Some(body));
     let mut total: u64 = 0;
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| Error::Docker(format!("build of {}: {e}", req.app)))?;
+        // The engine reports a failing step (`RUN false`) as an error in the stream.
+        let info = item.map_err(|e| {
+            let e = e.to_string();
+            let e = e.strip_prefix("Docker stream error: ").unwrap_or(&e);
+            Error::Docker(format!("Dockerfile build failed: {e}"))
+        })?;
         if let Some(detail) = info.error_detail {
             return Err(Error::Docker(format!(
                 "Dockerfile build failed: {}",
