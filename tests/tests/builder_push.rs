@@ -412,6 +412,9 @@ async fn buildpack_url_is_cloned_with_git_at_its_ref() {
     assert!(e.contains("no ref \"nope\""), "{e}");
 }
 
+/// Makes one hostile source tree.
+type Prepare = Box<dyn Fn(&Path)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_and_nothing_is_pushed() {
     if !tool("skopeo") {
@@ -452,7 +455,7 @@ async fn hostile_input_is_refused_and_nothing_is_pushed() {
         st.max_file_size = 1000;
     })
     .await;
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<(&str, Prepare, &str)> = vec![
         (
             "escape",
             Box::new(|d: &Path| {
