@@ -1,5 +1,3 @@
-//! PENDING: not yet compiled in this branch (deadline). Move to builder/benches/build.rs and
-//! add `[[bench]] name = "build" harness = false` to builder/Cargo.toml to enable.
 //! Builder benchmark (not pass/fail): cold vs warm build of a caching fixture buildpack (the
 //! ratio), and peak RSS while building a 100 MiB tree (many small files + one 50 MiB blob),
 //! which must stay well under 150 MiB because layers are streamed, never held in memory.
