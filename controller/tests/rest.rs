@@ -415,8 +415,22 @@ async fn keys_endpoints() {
             Some(json!({"id": "again", "public": KEY})),
         )
         .await;
+    // Guards Deis parity (issue 10): the Deis SDK maps these exact shapes to its errors.
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.body["key"][0], "Public Key is already in use");
+    assert_eq!(r.body["public"], json!(["Public Key is already in use"]));
+    let r = api
+        .call(
+            Method::POST,
+            "/v2/keys/",
+            Some(&t),
+            Some(json!({"id": "laptop", "public": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl other"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(
+        r.body["id"],
+        json!(["SSH Key with this id already exists."])
+    );
     let r = api
         .call(
             Method::POST,

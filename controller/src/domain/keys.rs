@@ -70,7 +70,8 @@ impl Controller {
                     return Err(Error::invalid(
                         "id",
                         &id,
-                        "you already have a key with this id: remove it first (deis keys:remove ID)",
+                        // Deis's words: its SDK recognizes the error by them.
+                        "SSH Key with this id already exists.",
                     ));
                 }
                 let r = c.execute(
@@ -88,7 +89,7 @@ impl Controller {
                 );
                 if let Err(StoreError::Unique(_)) = r {
                     return Err(Error::invalid(
-                        "key",
+                        "public",
                         &parsed.sha256,
                         "Public Key is already in use",
                     ));
