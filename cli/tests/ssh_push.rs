@@ -3,66 +3,12 @@
 //! remote at the SSH address the controller advertises, and `git push deis main` builds,
 //! releases and runs the app.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Platform {
-    child: Child,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `workflow up --random-ports`; answers the platform and endpoints.json.
-fn up(data: &Path) -> (Platform, serde_json::Value) {
-    let child = Command::new(env!("CARGO_BIN_EXE_workflow"))
-        .args(["up", "--random-ports", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start workflow up");
-    let platform = Platform { child };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(data.join("endpoints.json")) {
-            let v: serde_json::Value = serde_json::from_str(&text).expect("endpoints.json is JSON");
-            return (platform, v);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "workflow up did not write endpoints.json within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn deis(home: &Path, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deis"))
-        .args(args)
-        .env("HOME", home)
-        .env_remove("DEIS_PROFILE")
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run deis")
-}
-
-fn ok(home: &Path, cwd: &Path, args: &[&str]) -> String {
-    let out = deis(home, cwd, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "deis {args:?} failed:\n{text}");
-    text
-}
+use common::{deis, ok, up};
 
 /// Whether a tool is installed; fails in CI when it is not.
 fn tool(name: &str, package: &str) -> bool {
@@ -92,8 +38,8 @@ fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let (_platform, eps) = up(&dir.path().join("wf"));
-    let controller = eps["controller"].as_str().expect("controller").to_string();
+    let (platform, controller) = up(dir.path());
+    let eps = platform.endpoints();
     let git_ssh = eps["git_ssh"]
         .as_str()
         .expect("endpoints.json has git_ssh")
