@@ -2,6 +2,7 @@
 //! HTTP statuses and gRPC statuses.
 
 use http::StatusCode;
+use workflow_storage::Error as S;
 
 /// What can go wrong in the registry, its storage and imports.
 #[derive(Debug, thiserror::Error)]
@@ -20,32 +21,9 @@ pub enum Error {
     /// Bad configuration.
     #[error("config: {0}")]
     Config(String),
-    /// An object-store key does not exist.
-    #[error("object {0:?} not found")]
-    NotFound(String),
-    /// Filesystem store IO failed.
-    #[error("{op} {key:?}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The object key or path.
-        key: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// An S3 call failed.
-    #[error("s3 {op} {key:?}: {message}")]
-    S3 {
-        /// The S3 operation.
-        op: &'static str,
-        /// The object key.
-        key: String,
-        /// The SDK's error, rendered.
-        message: String,
-    },
-    /// An object key that could escape the store.
-    #[error("invalid object key {0:?}")]
-    KeyInvalid(String),
+    /// The object store failed or has no such key (a missing key answers `BLOB_UNKNOWN` / 404).
+    #[error(transparent)]
+    Store(#[from] workflow_storage::Error),
     /// Content did not hash to the digest it was announced with.
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -129,18 +107,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Wraps an IO error with the operation and key.
-    pub fn io(op: &'static str, key: impl Into<String>, source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            return Error::NotFound(key.into());
-        }
-        Error::Io {
-            op,
-            key: key.into(),
-            source,
-        }
-    }
-
     /// The OCI distribution error code.
     pub fn oci_code(&self) -> &'static str {
         match self {
@@ -151,10 +117,12 @@ impl Error {
             Error::ManifestInvalid(_) => "MANIFEST_INVALID",
             Error::ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
             Error::ManifestUnknown(_) => "MANIFEST_UNKNOWN",
-            Error::BlobUnknown(_) | Error::NotFound(_) => "BLOB_UNKNOWN",
+            Error::BlobUnknown(_) | Error::Store(S::NotFound(_)) => "BLOB_UNKNOWN",
             Error::UploadUnknown(_) => "BLOB_UPLOAD_UNKNOWN",
             Error::RangeInvalid(_) => "BLOB_UPLOAD_INVALID",
-            Error::Invalid(_) | Error::ReferenceInvalid(..) => "SIZE_INVALID",
+            Error::Invalid(_) | Error::ReferenceInvalid(..) | Error::Store(S::Invalid(_)) => {
+                "SIZE_INVALID"
+            }
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::Denied(_) => "DENIED",
             Error::Unsupported(_) => "UNSUPPORTED",
@@ -172,11 +140,12 @@ impl Error {
             | Error::ManifestInvalid(_)
             | Error::ManifestBlobUnknown(_)
             | Error::Invalid(_)
+            | Error::Store(S::Invalid(_))
             | Error::ReferenceInvalid(..) => StatusCode::BAD_REQUEST,
             Error::ManifestUnknown(_)
             | Error::NameUnknown(_)
             | Error::BlobUnknown(_)
-            | Error::NotFound(_)
+            | Error::Store(S::NotFound(_))
             | Error::UploadUnknown(_) => StatusCode::NOT_FOUND,
             Error::RangeInvalid(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -189,27 +158,11 @@ impl Error {
     }
 }
 
-impl From<workflow_storage::Error> for Error {
-    /// Store errors keep their meaning (a missing key stays [`Error::NotFound`], so the
-    /// distribution API still answers `BLOB_UNKNOWN` / 404).
-    fn from(e: workflow_storage::Error) -> Self {
-        use workflow_storage::Error as S;
-        match e {
-            S::Config(m) => Error::Config(m),
-            S::NotFound(k) => Error::NotFound(k),
-            S::Io { op, key, source } => Error::Io { op, key, source },
-            S::S3 { op, key, message } => Error::S3 { op, key, message },
-            S::KeyInvalid(k) => Error::KeyInvalid(k),
-            S::Invalid(m) => Error::Invalid(m),
-        }
-    }
-}
-
 impl workflow_proto::status::HasKind for Error {
     fn kind(&self) -> workflow_proto::status::Kind {
         use workflow_proto::status::Kind;
         match self {
-            Error::NotFound(_)
+            Error::Store(S::NotFound(_))
             | Error::NameUnknown(_)
             | Error::ManifestUnknown(_)
             | Error::BlobUnknown(_)
@@ -219,9 +172,8 @@ impl workflow_proto::status::HasKind for Error {
             Error::Upstream { .. } | Error::AccessCheck(_) => Kind::Unavailable,
             Error::DigestMismatch { .. } => Kind::Corrupt,
             Error::Unsupported(_) => Kind::Unsupported,
-            Error::Io { .. } | Error::S3 { .. } | Error::Grpc(_) | Error::Serve { .. } => {
-                Kind::Internal
-            }
+            Error::Store(S::Invalid(_)) => Kind::Invalid,
+            Error::Store(_) | Error::Grpc(_) | Error::Serve { .. } => Kind::Internal,
             _ => Kind::Invalid,
         }
     }

@@ -622,7 +622,7 @@ async fn copy_layer(
     let n = attempt
         .retry(retry_policy())
         // The connection broke mid-blob: start the blob again.
-        .when(|e| matches!(e, Error::Io { .. }))
+        .when(|e| matches!(e, Error::Store(workflow_storage::Error::Io { .. })))
         .notify(|e, wait| tracing::debug!(%target, error = %e, ?wait, "retrying blob download"))
         .await
         .map_err(|e| lied(e, &target))?;

@@ -21,6 +21,7 @@ use crate::digest::{Digest, Reference, validate_name};
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Kind, MAX_MANIFEST_SIZE, Manifest};
 use crate::store::{ByteRange, ByteStream, ObjectStore};
+use workflow_storage::Error as S;
 
 /// Largest link or tag value read.
 const LINK_LIMIT: u64 = 4096;
@@ -164,7 +165,7 @@ impl Registry {
                 .get(&blob_key(d), range)
                 .await
                 .map_err(|e| match Error::from(e) {
-                    Error::NotFound(_) => Error::BlobUnknown(d.to_string()),
+                    Error::Store(S::NotFound(_)) => Error::BlobUnknown(d.to_string()),
                     e => e,
                 })?;
         Ok((size, stream))
@@ -176,7 +177,7 @@ impl Registry {
             .get_bytes(&blob_key(d), limit)
             .await
             .map_err(|e| match Error::from(e) {
-                Error::NotFound(_) => Error::BlobUnknown(d.to_string()),
+                Error::Store(S::NotFound(_)) => Error::BlobUnknown(d.to_string()),
                 e => e,
             })
     }
@@ -456,7 +457,7 @@ impl Registry {
                     .map_err(Error::from)
                 {
                     Ok(v) => v,
-                    Err(Error::NotFound(_)) => {
+                    Err(Error::Store(S::NotFound(_))) => {
                         return Err(Error::ManifestUnknown(format!("{repo}:{t}")));
                     }
                     Err(e) => return Err(e),
@@ -480,7 +481,9 @@ impl Registry {
             .map_err(Error::from)
         {
             Ok(v) => String::from_utf8_lossy(&v).into_owned(),
-            Err(Error::NotFound(_)) => return Err(Error::ManifestUnknown(format!("{repo}@{d}"))),
+            Err(Error::Store(S::NotFound(_))) => {
+                return Err(Error::ManifestUnknown(format!("{repo}@{d}")));
+            }
             Err(e) => return Err(e),
         };
         let size = self
@@ -498,7 +501,7 @@ impl Registry {
             .get_bytes(&blob_key(&digest), MAX_MANIFEST_SIZE as u64)
             .await
             .map_err(|e| match Error::from(e) {
-                Error::NotFound(_) => Error::ManifestUnknown(format!("{repo}@{digest}")),
+                Error::Store(S::NotFound(_)) => Error::ManifestUnknown(format!("{repo}@{digest}")),
                 e => e,
             })?;
         Ok(StoredManifest {
@@ -715,7 +718,7 @@ impl Registry {
                 .map_err(Error::from)
             {
                 Ok(b) => b,
-                Err(Error::NotFound(_)) => continue,
+                Err(Error::Store(S::NotFound(_))) => continue,
                 Err(e) => return Err(e),
             };
             // A manifest we cannot parse any more still keeps itself; nothing else to follow.
