@@ -25,6 +25,32 @@ use hyper_util::service::TowerToHyperService;
 
 use crate::shutdown::Shutdown;
 
+/// An axum-style service the listeners can serve: infallible, cloneable per connection, and
+/// sendable with its futures. Implemented for every such service (axum's `Router` included).
+pub trait HttpService:
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The limits of one HTTP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -54,14 +80,7 @@ pub async fn serve<S>(
     what: &'static str,
 ) -> std::io::Result<()>
 where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     serve_with(listener, app, shutdown, what, Limits::default()).await
 }
@@ -75,14 +94,7 @@ pub async fn serve_with<S>(
     limits: Limits,
 ) -> std::io::Result<()>
 where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     let stop = shutdown.token().clone();
     let served = accept_loop(listener, app, stop, what, limits);
@@ -97,14 +109,7 @@ async fn accept_loop<S>(
     limits: Limits,
 ) -> std::io::Result<()>
 where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -176,14 +181,7 @@ struct EarlyReject<S>(S);
 
 impl<S> tower::Service<hyper::Request<hyper::body::Incoming>> for EarlyReject<S>
 where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     type Response = axum::response::Response;
     type Error = Infallible;
