@@ -33,9 +33,15 @@ fn have_ssh() -> bool {
 
 /// A fresh ed25519 key pair; answers the private key's path.
 fn keygen(dir: &Path, name: &str) -> PathBuf {
+    keygen_typed(dir, name, &["-t", "ed25519"])
+}
+
+/// A fresh key pair of the type `kind` names (`-t rsa -b 3072`, ...).
+fn keygen_typed(dir: &Path, name: &str, kind: &[&str]) -> PathBuf {
     let path = dir.join(name);
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .args(kind)
+        .args(["-q", "-N", "", "-C", name, "-f"])
         .arg(&path)
         .output()
         .expect("ssh-keygen runs");
@@ -232,6 +238,55 @@ async fn ssh_push_builds_the_deploy_branch_and_fetch_works() {
     )
     .await;
     assert!(ok, "{out}");
+    p.stop.cancel();
+}
+
+/// Guards that users' RSA and ECDSA keys (not only ed25519) log in, clone and push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_and_ecdsa_user_keys_work() {
+    if !have_ssh() {
+        return;
+    }
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let alice = p.user("alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let kinds: [(&str, &[&str]); 3] = [
+        ("rsa", &["-t", "rsa", "-b", "3072"]),
+        ("ecdsa256", &["-t", "ecdsa", "-b", "256"]),
+        ("ecdsa384", &["-t", "ecdsa", "-b", "384"]),
+    ];
+    for (i, (name, kind)) in kinds.into_iter().enumerate() {
+        let key = keygen_typed(p.dir.path(), name, kind);
+        p.rest(
+            reqwest::Method::POST,
+            "/v2/keys/",
+            Some(&alice),
+            Some(json!({"id": format!("alice@{name}"), "public": public(&key)})),
+        )
+        .await;
+        let src = checkout(&p.home, p.dir.path(), &format!("src-{name}"));
+        std::fs::write(src.join("round"), i.to_string()).unwrap();
+        commit(&p.home, &src, name);
+        let url = remote(&p, "hello");
+        let (ok, out) = asgit(
+            &p.home,
+            &src,
+            &key,
+            p.ssh_port,
+            &["push", "-f", &url, "HEAD:refs/heads/main"],
+        )
+        .await;
+        assert!(ok, "{name}: {out}");
+        assert!(out.contains("deployed"), "{name}: {out}");
+        let (ok, refs) = asgit(&p.home, &src, &key, p.ssh_port, &["ls-remote", &url]).await;
+        assert!(ok && refs.contains(&head(&p.home, &src)), "{name}: {refs}");
+    }
     p.stop.cancel();
 }
 
