@@ -7,6 +7,11 @@
 //! `SOURCE_VERSION`. Output goes to CRI log files in the log dir, named as kubelet names them
 //! (`<pod>_<app>_<app>-<type>-<id>.log`) so the logger's shipper picks them up.
 //!
+//! A rollout starts the new processes, waits until they are ready, then retires the old
+//! ones: a web process that serves is first only taken out of the listing (so the controller
+//! takes it out of the routes) and keeps running for `LocalConfig::drain`, so requests the
+//! router already sent it are answered; then it gets SIGTERM. Scale-down and restarts too.
+//!
 //! State (records with pids and their start times) is kept per app in
 //! `<data>/apps/<app_id>/state.json`; a new runtime on the same data dir adopts the processes
 //! that still run instead of restarting them.
