@@ -199,9 +199,26 @@ fn operating_a_running_app() {
             .1
             .contains("hello from a push")
     );
-    // As in Deis, the failed release's config change is not kept.
-    assert!(!ok(&home, cwd, &["config", "-a", "hello"]).contains("CRASH"));
     eventually(&home, cwd, &["ps", "-a", "hello"], "up (v2)");
+    // Regression: config:unset of the failed release's key answered 422 once the failure was
+    // recorded. The config is what the user set (v2 serves meanwhile); unsetting recovers.
+    assert!(ok(&home, cwd, &["config", "-a", "hello"]).contains("CRASH"));
+    let out = ok(&home, cwd, &["config:unset", "CRASH", "-a", "hello"]);
+    assert!(out.contains("v4"), "{out}");
+    eventually(&home, cwd, &["ps", "-a", "hello"], "up (v4)");
+    wait_until(60, "v4 never deployed", || {
+        let out = ok(&home, cwd, &["releases", "-a", "hello", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0]["version"] == 4
+            && v[0]["state"] == "deployed"
+            && v[0]["summary"] == "alice deleted CRASH"
+    });
+    assert!(!ok(&home, cwd, &["config", "-a", "hello"]).contains("CRASH"));
+    assert!(
+        get(&router, "hello.localhost")
+            .1
+            .contains("hello from a push")
+    );
 
     // Maintenance: 503 with the maintenance page, then back.
     ok(&home, cwd, &["maintenance:on", "-a", "hello"]);

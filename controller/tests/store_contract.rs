@@ -562,8 +562,8 @@ async fn failed_rollout_keeps_previous(store: Store) {
     assert_eq!(v3.state, "failed");
     assert_eq!(
         ctl.get_config(&alice, "app").await.unwrap().values["A"],
-        "1",
-        "the failed release does not serve"
+        "2",
+        "the config is what the user set, failed or not: the next change builds on it"
     );
     assert!(
         matches!(
@@ -573,6 +573,7 @@ async fn failed_rollout_keeps_previous(store: Store) {
         "failed releases cannot be rolled back to"
     );
     runtime.fail.store(false, Ordering::SeqCst);
+    // Setting the failed value again is a retry (it changes what runs), not "changed nothing".
     let v4 = ctl.set_config(&alice, "app", set("A", "2")).await.unwrap();
     assert_eq!(v4.release.version, 4);
     assert_eq!(v4.release.summary, "alice changed A");
@@ -581,6 +582,66 @@ async fn failed_rollout_keeps_previous(store: Store) {
         ctl.rollback(&alice, "app", None).await.unwrap().summary,
         "alice rolled back to v2"
     );
+}
+
+/// Guards the recovery from a bad config change: after its release failed, `config:unset`
+/// of the key it set works (it answered 422), and so does a corrected `config:set`.
+async fn failed_config_change_can_be_undone(store: Store) {
+    let runtime = Arc::new(Flaky::default());
+    let ctl = common::controller_with(store, runtime.clone());
+    let (alice, _) = user(&ctl, "alice").await;
+    ctl.create_app(&alice, Some("app")).await.unwrap();
+    ctl.set_config(&alice, "app", set("A", "1")).await.unwrap();
+    common::settle(&ctl, &alice, "app").await;
+    runtime.fail.store(true, Ordering::SeqCst);
+    ctl.set_config(&alice, "app", set("BAD", "1"))
+        .await
+        .unwrap();
+    common::settle(&ctl, &alice, "app").await;
+    ctl.set_config(&alice, "app", set("WORSE", "1"))
+        .await
+        .unwrap();
+    common::settle(&ctl, &alice, "app").await;
+    for v in [3, 4] {
+        assert_eq!(
+            ctl.get_release(&alice, "app", v).await.unwrap().state,
+            "failed"
+        );
+    }
+    let config = ctl.get_config(&alice, "app").await.unwrap();
+    assert_eq!(
+        (config.values.get("BAD"), config.values.get("WORSE")),
+        (Some(&"1".to_string()), Some(&"1".to_string())),
+        "the failed changes are the config the next one builds on"
+    );
+    runtime.fail.store(false, Ordering::SeqCst);
+    let v5 = ctl.set_config(&alice, "app", unset("WORSE")).await.unwrap();
+    assert_eq!(v5.release.version, 5);
+    assert_eq!(v5.release.summary, "alice added BAD");
+    common::settle(&ctl, &alice, "app").await;
+    assert_eq!(
+        ctl.get_release(&alice, "app", 5).await.unwrap().state,
+        "deployed"
+    );
+    let v6 = ctl.set_config(&alice, "app", unset("BAD")).await.unwrap();
+    assert_eq!(v6.release.summary, "alice deleted BAD");
+    assert!(
+        matches!(
+            ctl.set_config(&alice, "app", unset("BAD")).await,
+            Err(Error::Unprocessable(_))
+        ),
+        "unsetting a key that is not set is still refused"
+    );
+    assert!(
+        matches!(
+            ctl.set_config(&alice, "app", set("A", "1")).await,
+            Err(Error::Conflict(_))
+        ),
+        "a change that changes nothing is still refused"
+    );
+    common::settle(&ctl, &alice, "app").await;
+    let config = ctl.get_config(&alice, "app").await.unwrap();
+    assert_eq!(config.values.keys().collect::<Vec<_>>(), vec!["A"]);
 }
 
 async fn concurrent_changes_get_distinct_versions(store: Store) {
@@ -743,6 +804,7 @@ contract!(
     permissions,
     keys_and_hooks,
     failed_rollout_keeps_previous,
+    failed_config_change_can_be_undone,
     concurrent_changes_get_distinct_versions,
     malformed_json_is_an_error,
     config_values_stored_once,

@@ -98,6 +98,74 @@ async fn a_new_runtime_adopts_running_processes() {
     assert!(!dir.path().join("data/apps").join(&d.app_id).exists());
 }
 
+/// Whether `pid` still runs (not a zombie).
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|st| !st.contains(") Z ") && !st.contains(") X "))
+}
+
+/// Guards zero-downtime rollouts: a replaced web process leaves the listing (and so the
+/// routes) while it still runs and serves what was sent to it; it stops after its drain,
+/// also when the runtime was restarted meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_web_processes_drain_before_they_stop() {
+    if !have_busybox() {
+        return;
+    }
+    let h = Local::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.drain = Duration::from_secs(3600);
+    let data = dir.path().join("data");
+    let v1 = desired("drain", 1, &h.image, Flavor::Runs);
+    let rt = LocalRuntime::new(cfg.clone()).await.unwrap();
+    testsuite::converge_ready(&h, &rt, &v1).await;
+    let old = rt.processes("drain").await.unwrap();
+    let old_web = old.iter().find(|p| p.kind == "web").unwrap().clone();
+    let old_pids = pids(&data, &v1.app_id);
+    let mut v2 = desired("drain", 2, &h.image, Flavor::Runs);
+    v2.env.insert("GREETING".into(), "v2".into());
+    let mut draining = false;
+    for _ in 0..600 {
+        match rt.apply(&v2).await.unwrap() {
+            Rollout::Progressing(why) if why.contains("draining") => {
+                draining = true;
+                break;
+            }
+            Rollout::Progressing(_) => {}
+            other => panic!("v2 ended {other:?} while v1's web process drains"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(draining, "v2 never got to draining v1");
+    let listed = rt.processes("drain").await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|p| p.version == 2 && p.state == ProcessState::Up),
+        "only v2, all up, is listed (and routed): {listed:#?}"
+    );
+    let body = http_get(old_web.addr.unwrap()).await;
+    assert!(
+        body.contains("hello from the image"),
+        "v1 still serves: {body}"
+    );
+    // A restart of the runtime does not forget what drains.
+    drop(rt);
+    let rt = LocalRuntime::new(cfg).await.unwrap();
+    testsuite::converge_ready(&h, &rt, &v2).await;
+    for (name, pid) in old_pids {
+        for _ in 0..400 {
+            if !running(pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(!running(pid), "v1's {name} still runs");
+    }
+    rt.destroy("drain", &v1.app_id).await.unwrap();
+}
+
 async fn http_get(addr: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

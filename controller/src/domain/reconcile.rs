@@ -316,6 +316,19 @@ impl Controller {
             .set(routing.into_routes(app, backends));
     }
 
+    /// Publishes an app's routes at once (after a restart replaced its processes) and hands
+    /// the app to the loop, which finishes what the runtime started.
+    pub(crate) async fn republish(&self, app_uuid: &str, app: &str) {
+        let uuid = app_uuid.to_string();
+        match self.store.read(move |c| routing::load(c, &uuid)).await {
+            Ok(routing) => self.publish_routes(app, routing).await,
+            Err(e) => {
+                tracing::warn!(app, error = %e, "could not read routing; the loop publishes later")
+            }
+        }
+        self.notify(app_uuid);
+    }
+
     /// Removes a destroyed app's routes.
     pub(crate) fn unpublish(&self, app: &str) {
         self.reconciler.routes.remove(app);

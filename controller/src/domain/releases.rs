@@ -161,11 +161,22 @@ impl ConfigPatch {
     }
 }
 
-/// The release serving now (the newest that did not fail), with its config and build.
+/// The release serving now (the newest that did not fail) with its build and config, and
+/// the app's config: the newest release's, failed or not.
+///
+/// A config change builds on the app's config, never on whether a rollout has failed yet:
+/// `config:set BAD=1` whose release fails is still what the user set, shown by `deis
+/// config`, and `config:unset BAD` (or a corrected `config:set`) is how they recover, with
+/// the previous release serving meanwhile. (Deis merged onto the last good release's config,
+/// so the same unset answered 422 once the failure was recorded, and worked before.)
 struct Current {
     release: Release,
-    config: Config,
     build: Option<Build>,
+    serving_config: Config,
+    /// The newest release's config: what the next change builds on.
+    config: Config,
+    /// The newest release failed: making it again is a retry, not "changed nothing".
+    latest_failed: bool,
 }
 
 fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
@@ -176,15 +187,26 @@ fn current(c: &mut dyn Conn, app: &AppRow) -> Result<Current> {
         .query_opt(&sql, &[app.app.uuid.as_str().into()])?
         .map(|r| rows::release(&r))
         .ok_or_else(|| Error::Internal(format!("app {} has no release", app.app.id)))?;
-    let config = config_by_uuid(c, &release.config)?;
+    let serving_config = config_by_uuid(c, &release.config)?;
+    let sql = format!("{RELEASE_SELECT} WHERE r.app_uuid = $1 ORDER BY r.version DESC LIMIT 1");
+    let latest = c
+        .query_opt(&sql, &[app.app.uuid.as_str().into()])?
+        .map(|r| rows::release(&r))
+        .filter(|l| l.version > release.version);
+    let (config, latest_failed) = match latest {
+        Some(l) => (config_by_uuid(c, &l.config)?, true),
+        None => (serving_config.clone(), false),
+    };
     let build = match &release.build {
         Some(b) => Some(build_by_uuid(c, b)?),
         None => None,
     };
     Ok(Current {
         release,
-        config,
         build,
+        serving_config,
+        config,
+        latest_failed,
     })
 }
 
@@ -441,8 +463,19 @@ fn check_sizes(new: &ConfigBody) -> Result<()> {
     Ok(())
 }
 
-/// Deis's release summary: what changed against the serving release, and who did it.
+/// Deis's release summary: what changed against the serving release, and who did it; a
+/// config that restores the serving one (undoing a failed change) says what it undid.
 fn summarize(actor: &str, prev: &Current, build: Option<&Build>, body: &ConfigBody) -> String {
+    let mut parts = build_change(prev, build);
+    let mut changes = config_changes(actor, &body_of(&prev.serving_config), body);
+    if changes.is_empty() {
+        changes = config_changes(actor, &body_of(&prev.config), body);
+    }
+    parts.extend(changes);
+    parts.join(" and ")
+}
+
+fn build_change(prev: &Current, build: Option<&Build>) -> Vec<String> {
     let mut parts = Vec::new();
     if let Some(b) = build
         && prev.build.as_ref().map(|p| &p.uuid) != Some(&b.uuid)
@@ -454,7 +487,11 @@ fn summarize(actor: &str, prev: &Current, build: Option<&Build>, body: &ConfigBo
         };
         parts.push(format!("{} deployed {what}", b.owner));
     }
-    let old = body_of(&prev.config);
+    parts
+}
+
+fn config_changes(actor: &str, old: &ConfigBody, body: &ConfigBody) -> Vec<String> {
+    let mut parts = Vec::new();
     let mut diff = Vec::new();
     let names = |it: Vec<&String>| {
         it.into_iter()
@@ -509,7 +546,7 @@ fn summarize(actor: &str, prev: &Current, build: Option<&Build>, body: &ConfigBo
     if body.healthcheck != old.healthcheck {
         parts.push(format!("{actor} changed healthchecks"));
     }
-    parts.join(" and ")
+    parts
 }
 
 /// Records a config: its values by content (each distinct value stored once across releases),
@@ -623,7 +660,8 @@ impl Controller {
                 let cur = current(c, &a)?;
                 let old = body_of(&cur.config);
                 let body = apply_patch(&old, patch)?;
-                if body == old {
+                // Making a failed release's config again is a retry: it changes what runs.
+                if body == old && !cur.latest_failed {
                     return Err(Error::Conflict(format!(
                         "{} changed nothing - release stopped",
                         caller.username
@@ -998,6 +1036,13 @@ mod tests {
     use super::*;
 
     fn cur(values: &[(&str, &str)]) -> Current {
+        let config = Config {
+            values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
         Current {
             release: Release {
                 uuid: "r".into(),
@@ -1013,14 +1058,10 @@ mod tests {
                 created: String::new(),
                 updated: String::new(),
             },
-            config: Config {
-                values: values
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..Default::default()
-            },
+            config: config.clone(),
+            serving_config: config,
             build: None,
+            latest_failed: false,
         }
     }
 
@@ -1039,6 +1080,17 @@ mod tests {
             summarize("alice", &prev, None, &body),
             "alice added GREETING, changed A, deleted B"
         );
+    }
+
+    #[test]
+    fn undoing_a_failed_change_says_what_it_undid() {
+        let mut prev = cur(&[("A", "1")]);
+        prev.config.values.insert("BAD".into(), "1".into());
+        prev.latest_failed = true;
+        let undo = body_of(&prev.serving_config);
+        assert_eq!(summarize("alice", &prev, None, &undo), "alice deleted BAD");
+        let retry = body_of(&prev.config);
+        assert_eq!(summarize("alice", &prev, None, &retry), "alice added BAD");
     }
 
     #[test]

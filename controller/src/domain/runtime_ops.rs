@@ -509,8 +509,9 @@ impl Controller {
     /// Restarts processes: all, one type, or one by name (which must be the app's).
     pub async fn restart(&self, caller: &User, app: &str, which: Restart) -> Result<Vec<Process>> {
         let (c1, name) = (caller.clone(), app.to_string());
-        self.store
-            .read(move |c| app_for(c, &c1, &name, Access::Use).map(|_| ()))
+        let app_uuid = self
+            .store
+            .read(move |c| app_for(c, &c1, &name, Access::Use).map(|a| a.app.uuid))
             .await?;
         match &which {
             Restart::All => {}
@@ -538,6 +539,8 @@ impl Controller {
             .into_iter()
             .map(Process::from)
             .collect();
+        // The replaced processes drain until they stop: the router must leave them now.
+        self.republish(&app_uuid, app).await;
         procs.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
         Ok(procs)
     }

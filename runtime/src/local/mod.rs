@@ -7,6 +7,11 @@
 //! `SOURCE_VERSION`. Output goes to CRI log files in the log dir, named as kubelet names them
 //! (`<pod>_<app>_<app>-<type>-<id>.log`) so the logger's shipper picks them up.
 //!
+//! A rollout starts the new processes, waits until they are ready, then retires the old
+//! ones: a web process that serves is first only taken out of the listing (so the controller
+//! takes it out of the routes) and keeps running for `LocalConfig::drain`, so requests the
+//! router already sent it are answered; then it gets SIGTERM. Scale-down and restarts too.
+//!
 //! State (records with pids and their start times) is kept per app in
 //! `<data>/apps/<app_id>/state.json`; a new runtime on the same data dir adopts the processes
 //! that still run instead of restarting them.
@@ -63,6 +68,9 @@ pub struct LocalConfig {
     pub poll: Duration,
     /// A process without a readiness check (not web, no probe) is ready once it ran this long.
     pub min_uptime: Duration,
+    /// How long a replaced web process keeps running out of the routes before it is stopped,
+    /// so that requests the router already sent it finish (then `grace` applies to SIGTERM).
+    pub drain: Duration,
     /// Most output bytes `run` returns.
     pub run_output_cap: usize,
 }
@@ -82,6 +90,7 @@ impl LocalConfig {
             backoff_cap: Duration::from_secs(60),
             poll: Duration::from_millis(200),
             min_uptime: Duration::from_secs(1),
+            drain: Duration::from_secs(2),
             run_output_cap: 1 << 20,
         }
     }
@@ -285,19 +294,23 @@ impl LocalRuntime {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(rec.port);
-            starts.push((
-                Arc::new(Handle {
-                    rec: Mutex::new(rec),
-                    stop: CancellationToken::new(),
-                    task: tokio::sync::Mutex::new(None),
-                }),
-                running,
-            ));
+            let draining = rec.draining;
+            let h = Arc::new(Handle::new(rec));
+            if draining {
+                // Out of the routes since before the restart: its drain is over.
+                *h.drain_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(tokio::time::Instant::now());
+            }
+            starts.push((h, running));
         }
         *app.procs.lock().unwrap_or_else(|e| e.into_inner()) =
             starts.iter().map(|(h, _)| h.clone()).collect();
+        let draining = starts.iter().any(|(h, _)| h.record().draining);
         for (h, running) in starts {
             self.start(&app, h, running);
+        }
+        if draining {
+            reap_later(&self.shared, &app, tokio::time::Instant::now());
         }
         tracing::info!(app = %app.name, processes = app.handles().len(), "adopted");
         self.shared
@@ -376,11 +389,7 @@ impl LocalRuntime {
     }
 
     fn release_port(&self, port: u16) {
-        self.shared
-            .ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&port);
+        self.shared.release_port(port);
     }
 
     /// Unpacks the release's image once; returns its root and config.
@@ -560,15 +569,12 @@ impl LocalRuntime {
             name,
             container_id: None,
             probe_ip: None,
+            draining: false,
         })
     }
 
     fn spawn_record(&self, app: &Arc<App>, rec: Record) -> Arc<Handle> {
-        let h = Arc::new(Handle {
-            rec: Mutex::new(rec),
-            stop: CancellationToken::new(),
-            task: tokio::sync::Mutex::new(None),
-        });
+        let h = Arc::new(Handle::new(rec));
         app.procs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -579,22 +585,35 @@ impl LocalRuntime {
 
     /// Stops `victims` (concurrently, each with its grace) and forgets them.
     async fn stop_all(&self, app: &App, victims: Vec<Arc<Handle>>) {
-        if victims.is_empty() {
-            return;
-        }
-        futures::future::join_all(victims.iter().map(|h| h.stop_and_wait())).await;
-        let gone: BTreeSet<String> = victims.iter().map(|h| h.record().name).collect();
-        for h in &victims {
-            self.release_port(h.record().port);
+        stop_all(&self.shared, app, victims).await;
+    }
+
+    /// Takes `victims` out of service without cutting requests: a routed process that is up
+    /// is only marked draining (reported `terminating`, so the controller takes it out of
+    /// the routes at once) and stopped when the drain is over; the others stop now.
+    async fn retire(&self, app: &Arc<App>, victims: Vec<Arc<Handle>>) {
+        let drain = self.shared.cfg.drain;
+        let until = tokio::time::Instant::now() + drain;
+        let mut now = Vec::new();
+        let mut draining = false;
+        for h in victims {
             let r = h.record();
-            let _ = std::fs::remove_file(&r.out);
-            let _ = std::fs::remove_file(&r.err);
+            if r.draining {
+                continue;
+            }
+            if !drain.is_zero() && crate::is_routed(&r.kind) && r.state == ProcessState::Up {
+                h.update(|r| r.draining = true);
+                *h.drain_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+                draining = true;
+            } else {
+                now.push(h);
+            }
         }
-        app.procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|h| !gone.contains(&h.record().name));
-        app.save();
+        if draining {
+            app.save();
+            reap_later(&self.shared, app, until);
+        }
+        self.stop_all(app, now).await;
     }
 
     /// Removes unpacked releases no process uses any more.
@@ -651,6 +670,7 @@ impl LocalRuntime {
             _ => self.ensure_release(app, d).await?,
         };
 
+        reap(&self.shared, app).await;
         let mut current: Vec<Arc<Handle>> = Vec::new();
         let mut extras: Vec<Arc<Handle>> = Vec::new();
         for (kind, spec) in &d.processes {
@@ -660,7 +680,7 @@ impl LocalRuntime {
                 .into_iter()
                 .filter(|h| {
                     let r = h.record();
-                    r.fingerprint == fp && !h.stop.is_cancelled()
+                    r.fingerprint == fp && !r.draining && !h.stop.is_cancelled()
                 })
                 .collect();
             // Keep the ready ones first, then the oldest names, when scaling down.
@@ -678,7 +698,7 @@ impl LocalRuntime {
             }
             current.extend(have);
         }
-        self.stop_all(app, extras).await;
+        self.retire(app, extras).await;
         app.save();
 
         let keep: BTreeSet<String> = current.iter().map(|h| h.record().name).collect();
@@ -692,9 +712,17 @@ impl LocalRuntime {
             .filter(|h| h.record().state == ProcessState::Up)
             .count();
         if ready == current.len() {
-            // Only now, with every new process ready, do the old ones go: no gap in service.
-            self.stop_all(app, old).await;
+            // Only now, with every new process ready, do the old ones go: out of the routes
+            // first, stopped once what the router already sent them is answered.
+            self.retire(app, old).await;
             *app.rollout.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            let draining = app.handles().iter().filter(|h| h.record().draining).count();
+            if draining > 0 {
+                return Ok(Rollout::Progressing(format!(
+                    "v{} ready; {draining} old processes draining",
+                    d.version
+                )));
+            }
             self.prune_releases(app, d.version);
             return Ok(Rollout::Ready);
         }
@@ -747,7 +775,7 @@ impl LocalRuntime {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(d.version, reason.clone());
-            self.stop_all(app, fresh).await;
+            self.retire(app, fresh).await;
             *app.rollout.lock().unwrap_or_else(|e| e.into_inner()) = None;
             app.save();
             return Ok(Rollout::Failed(reason));
@@ -818,6 +846,19 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The app's processes as reported: a draining one is already replaced (and out of the
+/// routes, which list what is reported up), so it is not shown.
+fn listed(app: &App) -> Vec<Process> {
+    sorted(
+        app.handles()
+            .iter()
+            .map(|h| h.record())
+            .filter(|r| !r.draining)
+            .map(|r| to_process(&r))
+            .collect(),
+    )
+}
+
 fn sorted(mut ps: Vec<Process>) -> Vec<Process> {
     ps.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
     ps
@@ -869,17 +910,7 @@ impl Runtime for LocalRuntime {
 
     async fn processes(&self, app: &str) -> Result<Vec<Process>> {
         validate::app_name(app)?;
-        Ok(self
-            .app(app)
-            .map(|a| {
-                sorted(
-                    a.handles()
-                        .iter()
-                        .map(|h| to_process(&h.record()))
-                        .collect(),
-                )
-            })
-            .unwrap_or_default())
+        Ok(self.app(app).map(|a| listed(&a)).unwrap_or_default())
     }
 
     async fn restart(&self, app: &str, which: &Restart) -> Result<Vec<Process>> {
@@ -893,11 +924,12 @@ impl Runtime for LocalRuntime {
             .into_iter()
             .filter(|h| {
                 let r = h.record();
-                match which {
-                    Restart::All => true,
-                    Restart::Type(t) => &r.kind == t,
-                    Restart::Name(n) => &r.name == n,
-                }
+                !r.draining
+                    && match which {
+                        Restart::All => true,
+                        Restart::Type(t) => &r.kind == t,
+                        Restart::Name(n) => &r.name == n,
+                    }
             })
             .collect();
         if chosen.is_empty() {
@@ -936,6 +968,7 @@ impl Runtime for LocalRuntime {
             rec.state = ProcessState::Starting;
             rec.reason = None;
             rec.ever_ready = false;
+            rec.draining = false;
             let dir = rec.out.parent().map(Path::to_path_buf).unwrap_or_default();
             rec.out = dir.join(format!("{name}.out"));
             rec.err = dir.join(format!("{name}.err"));
@@ -955,13 +988,8 @@ impl Runtime for LocalRuntime {
             self.stop_all(&a, fresh).await;
             return Err(e);
         }
-        self.stop_all(&a, chosen).await;
-        Ok(sorted(
-            a.handles()
-                .iter()
-                .map(|h| to_process(&h.record()))
-                .collect(),
-        ))
+        self.retire(&a, chosen).await;
+        Ok(listed(&a))
     }
 
     async fn run(&self, desired: &Desired, command: &str, timeout: Duration) -> Result<RunOutput> {
@@ -1044,6 +1072,67 @@ impl Runtime for LocalRuntime {
             cpu_limits: false,
         }
     }
+}
+
+impl Shared {
+    fn release_port(&self, port: u16) {
+        self.ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&port);
+    }
+}
+
+/// Stops `victims` (concurrently, each with its grace) and forgets them.
+async fn stop_all(shared: &Shared, app: &App, victims: Vec<Arc<Handle>>) {
+    if victims.is_empty() {
+        return;
+    }
+    futures::future::join_all(victims.iter().map(|h| h.stop_and_wait())).await;
+    let gone: BTreeSet<String> = victims.iter().map(|h| h.record().name).collect();
+    for h in &victims {
+        let r = h.record();
+        shared.release_port(r.port);
+        let _ = std::fs::remove_file(&r.out);
+        let _ = std::fs::remove_file(&r.err);
+    }
+    app.procs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|h| !gone.contains(&h.record().name));
+    app.save();
+}
+
+/// Stops the draining processes whose drain is over.
+async fn reap(shared: &Shared, app: &App) {
+    let now = tokio::time::Instant::now();
+    let due: Vec<Arc<Handle>> = app
+        .handles()
+        .into_iter()
+        .filter(|h| {
+            h.record().draining
+                && h.drain_until
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_none_or(|t| t <= now)
+        })
+        .collect();
+    stop_all(shared, app, due).await;
+}
+
+/// Reaps the app's draining processes at `at`, whether or not an `apply` comes by (a
+/// restart's old processes, or a rollout whose caller stopped polling).
+fn reap_later(shared: &Arc<Shared>, app: &Arc<App>, at: tokio::time::Instant) {
+    let (shared, app) = (Arc::clone(shared), Arc::downgrade(app));
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = shared.detach.cancelled() => return,
+        }
+        let Some(app) = app.upgrade() else { return };
+        let _op = app.op.lock().await;
+        reap(&shared, &app).await;
+    });
 }
 
 /// Runs `launch` to completion (or `timeout`), collecting stdout and stderr up to `cap`.

@@ -104,6 +104,10 @@ pub struct Record {
     /// The container's IP address, where its probes go.
     #[serde(default)]
     pub probe_ip: Option<String>,
+    /// Replaced and out of the routes: still running so that requests already sent to it
+    /// finish, stopped once its drain is over (reported as `terminating`).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// Runtime-wide supervision settings.
@@ -128,9 +132,21 @@ pub struct Handle {
     pub stop: CancellationToken,
     /// The supervisor task.
     pub task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When a draining process is stopped.
+    pub drain_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Handle {
+    /// A handle for `rec`, not supervised yet.
+    pub fn new(rec: Record) -> Self {
+        Handle {
+            rec: Mutex::new(rec),
+            stop: CancellationToken::new(),
+            task: tokio::sync::Mutex::new(None),
+            drain_until: Mutex::new(None),
+        }
+    }
+
     /// A copy of the record.
     pub fn record(&self) -> Record {
         self.rec.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -200,6 +200,7 @@ pub fn config(dir: &Path) -> LocalConfig {
     cfg.min_uptime = Duration::from_millis(300);
     cfg.ready_deadline = Duration::from_secs(60);
     cfg.crash_limit = 3;
+    cfg.drain = Duration::from_millis(200);
     cfg
 }
 
