@@ -131,10 +131,11 @@ pub async fn serve(
     if let Some(l) = listeners.ssh {
         // A host key that cannot be read or made stops the start, not just the listener.
         let key = git::ssh::host_key(&git).await?;
+        let limits = config.ssh_limits();
         let s = shutdown.clone();
         let g = git.clone();
         tasks.spawn(async move {
-            git::ssh::serve_with(g, l, key, s, git::ssh::Limits::default())
+            git::ssh::serve_with(g, l, key, s, limits)
                 .await
                 .map_err(Error::from)
         });

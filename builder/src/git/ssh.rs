@@ -17,7 +17,8 @@
 //!   Channel data is piped to git's stdin and git's stdout back as it comes, with bounded
 //!   buffers (russh's channel window and queue, one 8 KiB copy buffer), so a large push never
 //!   sits in memory; git's stderr (the hook's `remote:` lines) goes out as extended data live.
-//! - Limits ([`Limits`]): a connection cap (past it, new connections wait in the kernel's
+//! - Limits ([`Limits`], from the config keys `ssh_max_connections`, `ssh_auth_timeout`,
+//!   `ssh_idle_timeout`): a connection cap (past it, new connections wait in the kernel's
 //!   accept queue), an authentication deadline, an idle timeout when no git command runs,
 //!   keepalives to drop vanished clients during long builds. On shutdown idle connections are
 //!   closed at once; running commands get the grace period, then git is killed and the
@@ -172,15 +173,16 @@ pub fn load_or_generate_host_key(path: &Path) -> Result<ssh_key::PrivateKey, Git
     }
 }
 
-/// Serves git over SSH on `listener` with the default [`Limits`] until `shutdown`, with the
-/// host key of the server's config (made on first start).
+/// Serves git over SSH on `listener` with the [`Limits`] and the host key (made on first
+/// start) of the server's config until `shutdown`.
 pub async fn serve(
     server: Arc<GitServer>,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), GitError> {
     let key = host_key(&server).await?;
-    serve_with(server, listener, key, shutdown, Limits::default()).await
+    let limits = server.config.ssh_limits();
+    serve_with(server, listener, key, shutdown, limits).await
 }
 
 /// Loads (or makes) the host key of the server's config, off the async runtime.
