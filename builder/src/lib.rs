@@ -104,14 +104,15 @@ pub async fn serve(
 ) -> Result<()> {
     let credential = PlatformCredential::new(&config.platform_credential)?;
     let base = workflow_common::grpc::base_routes();
+    let git = git::GitServer::new(config.clone(), parts.platform, parts.builder)?;
     let service = grpc::Service {
         info: config.info(),
+        git: git.clone(),
     };
     base.health
         .set_serving::<BuilderServer<grpc::Service>>()
         .await;
     let routes = base.routes.add_service(BuilderServer::new(service));
-    let git = git::GitServer::new(config.clone(), parts.platform, parts.builder)?;
     let mut tasks = tokio::task::JoinSet::new();
     if listeners.http.is_some() || listeners.ssh.is_some() {
         let s = shutdown.clone();
