@@ -53,6 +53,14 @@ pub struct Config {
     /// The platform registry (`host:port`, plain HTTP on loopback) the build engine pushes to;
     /// empty: no build engine (every push is refused with that reason).
     pub registry: String,
+    /// SSH connections served at once; more wait in the kernel's accept queue.
+    pub ssh_max_connections: usize,
+    /// An SSH connection must authenticate within this long after it is accepted.
+    #[serde(with = "humantime_serde")]
+    pub ssh_auth_timeout: Duration,
+    /// An SSH connection running no git command is closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub ssh_idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -75,6 +83,9 @@ impl Default for Config {
             max_repo_bytes: 1 << 30,
             hook_program: None,
             registry: String::new(),
+            ssh_max_connections: 512,
+            ssh_auth_timeout: Duration::from_secs(30),
+            ssh_idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -101,6 +112,12 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_BUILDER_MAX_REPO_BYTES", "max_repo_bytes"),
     ("WORKFLOW_BUILDER_HOOK_PROGRAM", "hook_program"),
     ("WORKFLOW_BUILDER_REGISTRY", "registry"),
+    (
+        "WORKFLOW_BUILDER_SSH_MAX_CONNECTIONS",
+        "ssh_max_connections",
+    ),
+    ("WORKFLOW_BUILDER_SSH_AUTH_TIMEOUT", "ssh_auth_timeout"),
+    ("WORKFLOW_BUILDER_SSH_IDLE_TIMEOUT", "ssh_idle_timeout"),
 ];
 
 impl Config {
@@ -135,6 +152,27 @@ impl Config {
         if self.max_repo_bytes == 0 {
             return bad("max_repo_bytes", "0".into(), "no repository would fit");
         }
+        if self.ssh_max_connections == 0 {
+            return bad(
+                "ssh_max_connections",
+                "0".into(),
+                "at least 1 connection must be allowed",
+            );
+        }
+        if self.ssh_auth_timeout.is_zero() {
+            return bad(
+                "ssh_auth_timeout",
+                "0s".into(),
+                "clients need time to authenticate",
+            );
+        }
+        if self.ssh_idle_timeout.is_zero() {
+            return bad(
+                "ssh_idle_timeout",
+                "0s".into(),
+                "connections need time to send a command",
+            );
+        }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "\"\"".into(), "a directory is needed");
         }
@@ -146,6 +184,16 @@ impl Config {
         self.ssh_host_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("ssh_host_ed25519_key"))
+    }
+
+    /// The SSH listener's limits.
+    pub fn ssh_limits(&self) -> crate::git::ssh::Limits {
+        crate::git::ssh::Limits {
+            max_connections: self.ssh_max_connections,
+            auth_timeout: self.ssh_auth_timeout,
+            idle_timeout: self.ssh_idle_timeout,
+            ..Default::default()
+        }
     }
 
     /// The answer to `Info`.
@@ -206,12 +254,58 @@ mod tests {
         );
     }
 
+    /// Guards issue 8: the SSH listener's limits are settings (file, then environment), with
+    /// the old hard-coded values as defaults.
+    #[test]
+    fn ssh_limits_load_from_file_and_environment() {
+        let d = Config::default().ssh_limits();
+        assert_eq!(d, crate::git::ssh::Limits::default());
+        assert_eq!(d.max_connections, 512);
+        assert_eq!(d.auth_timeout, Duration::from_secs(30));
+        assert_eq!(d.idle_timeout, Duration::from_secs(120));
+        let file =
+            "ssh_max_connections = 64\nssh_auth_timeout = \"10s\"\nssh_idle_timeout = \"5m\"\n";
+        let env = HashMap::from([(
+            "WORKFLOW_BUILDER_SSH_IDLE_TIMEOUT".to_string(),
+            "90s".to_string(),
+        )]);
+        let l = Config::load(Some((Path::new("b.toml"), file)), &env)
+            .unwrap()
+            .ssh_limits();
+        assert_eq!(l.max_connections, 64);
+        assert_eq!(l.auth_timeout, Duration::from_secs(10));
+        assert_eq!(
+            l.idle_timeout,
+            Duration::from_secs(90),
+            "environment over file"
+        );
+        assert_eq!(l.keepalive_interval, d.keepalive_interval);
+        let e = Config::load(
+            Some((Path::new("b.toml"), "ssh_idle_timout = \"1m\"")),
+            &HashMap::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ssh_idle_timout"), "{e}");
+        let env = HashMap::from([(
+            "WORKFLOW_BUILDER_SSH_MAX_CONNECTIONS".to_string(),
+            "many".to_string(),
+        )]);
+        let e = Config::load(None, &env).unwrap_err().to_string();
+        assert!(
+            e.contains("many") || e.contains("ssh_max_connections"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn refuses_unusable_limits() {
         for (k, v) in [
             ("WORKFLOW_BUILDER_MAX_PARALLEL_BUILDS", "0"),
             ("WORKFLOW_BUILDER_BUILD_TIMEOUT", "0s"),
             ("WORKFLOW_BUILDER_MAX_REPO_BYTES", "0"),
+            ("WORKFLOW_BUILDER_SSH_MAX_CONNECTIONS", "0"),
+            ("WORKFLOW_BUILDER_SSH_AUTH_TIMEOUT", "0s"),
+            ("WORKFLOW_BUILDER_SSH_IDLE_TIMEOUT", "0s"),
         ] {
             let env = HashMap::from([(k.to_string(), v.to_string())]);
             let e = Config::load(None, &env).unwrap_err().to_string();

@@ -100,3 +100,27 @@ impl Error {
         }
     }
 }
+
+impl workflow_proto::status::HasKind for Error {
+    fn kind(&self) -> workflow_proto::status::Kind {
+        use workflow_proto::status::Kind;
+        match self {
+            Error::Invalid { .. } | Error::Hostile(_) | Error::Buildpack(_) => Kind::Invalid,
+            Error::Timeout { .. } => Kind::Timeout,
+            Error::OutputLimit { .. } => Kind::Exhausted,
+            Error::Registry { .. } | Error::Docker(_) => Kind::Unavailable,
+            Error::Config(_) | Error::Credential(_) => Kind::FailedPrecondition,
+            Error::Grpc(_)
+            | Error::Http(_)
+            | Error::Git(_)
+            | Error::Io { .. }
+            | Error::Storage(_) => Kind::Internal,
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        workflow_proto::status::status(&e)
+    }
+}

@@ -104,14 +104,15 @@ pub async fn serve(
 ) -> Result<()> {
     let credential = PlatformCredential::new(&config.platform_credential)?;
     let base = workflow_common::grpc::base_routes();
+    let git = git::GitServer::new(config.clone(), parts.platform, parts.builder)?;
     let service = grpc::Service {
         info: config.info(),
+        git: git.clone(),
     };
     base.health
         .set_serving::<BuilderServer<grpc::Service>>()
         .await;
     let routes = base.routes.add_service(BuilderServer::new(service));
-    let git = git::GitServer::new(config.clone(), parts.platform, parts.builder)?;
     let mut tasks = tokio::task::JoinSet::new();
     if listeners.http.is_some() || listeners.ssh.is_some() {
         let s = shutdown.clone();
@@ -131,10 +132,11 @@ pub async fn serve(
     if let Some(l) = listeners.ssh {
         // A host key that cannot be read or made stops the start, not just the listener.
         let key = git::ssh::host_key(&git).await?;
+        let limits = config.ssh_limits();
         let s = shutdown.clone();
         let g = git.clone();
         tasks.spawn(async move {
-            git::ssh::serve_with(g, l, key, s, git::ssh::Limits::default())
+            git::ssh::serve_with(g, l, key, s, limits)
                 .await
                 .map_err(Error::from)
         });

@@ -5,27 +5,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{deis, ok, up};
-
-/// Whether a tool is installed; fails in CI when it is not.
-fn tool(name: &str, package: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is missing (apt-get install {package})"
-        );
-        eprintln!("skipping: {name} is missing (apt-get install {package})");
-    }
-    found
-}
+use common::fixtures::tool;
+use common::{deis, ok, ssh_command, ssh_keygen, try_git, up};
 
 #[test]
 fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
@@ -59,13 +42,7 @@ fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
             "s3cret",
         ],
     );
-    let key = dir.path().join("id_ed25519");
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let key = ssh_keygen(dir.path(), "id_ed25519", "alice@laptop");
     let out = ok(
         &home,
         dir.path(),
@@ -75,30 +52,10 @@ fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
 
     let src = dir.path().join("hello");
     std::fs::create_dir_all(&src).unwrap();
-    let ssh_command = format!(
-        "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
-        key.display()
-    );
+    let ssh = ssh_command(&key);
     let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(&src)
-            .env("HOME", &home)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_SSH_COMMAND", &ssh_command)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "git {args:?}: {text}");
+        let (pushed, text) = try_git(&home, &src, &[("GIT_SSH_COMMAND", &ssh)], args);
+        assert!(pushed, "git {args:?}: {text}");
         text
     };
     git(&["init", "-q", "-b", "main"]);

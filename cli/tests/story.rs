@@ -4,10 +4,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{deis, eventually, ok, registered, up};
+use common::{deis, eventually, ok, registered, skopeo, up};
 
 #[test]
 fn the_user_story_works_verbatim() {
@@ -324,14 +324,6 @@ fn oci_layout(dir: &Path, seed: &str, index: bool) {
     });
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-}
-
-fn skopeo(args: &[&str]) -> Output {
-    Command::new("skopeo")
-        .args(args)
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .expect("run skopeo")
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! - [`logger`]: the aggregator's tail, follow and search, and the printed line format
 //! - [`registry`]: registry-sync's image import (`deis pull`) and its progress events
 //! - [`controller`]: the controller's hooks for the other daemons (registry access checks)
+//! - [`builder`]: the builder's cleanup of a destroyed app
 
+pub mod builder;
 mod channel;
 pub mod controller;
 pub mod error;

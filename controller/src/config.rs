@@ -33,6 +33,9 @@ pub struct Config {
     pub logger: Option<String>,
     /// gRPC URL of registry-sync (image builds are imported through it when set).
     pub registry: Option<String>,
+    /// gRPC URL of the builder (destroying an app deletes its git repository and build cache
+    /// there when set).
+    pub builder: Option<String>,
     /// How long open connections may finish after a stop request before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -57,6 +60,7 @@ impl Default for Config {
             builder_key: String::new(),
             logger: None,
             registry: None,
+            builder: None,
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
             builder_git_ssh: String::new(),
             builder_git_http: String::new(),
@@ -75,6 +79,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_PLATFORM_CREDENTIAL", "builder_key"),
     ("WORKFLOW_LOGGER_URL", "logger"),
     ("WORKFLOW_REGISTRY_SYNC_URL", "registry"),
+    ("WORKFLOW_BUILDER_URL", "builder"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
     ("WORKFLOW_BUILDER_GIT_SSH", "builder_git_ssh"),
     ("WORKFLOW_BUILDER_GIT_HTTP", "builder_git_http"),

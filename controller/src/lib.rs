@@ -10,11 +10,13 @@
 //!   converges the runtime to the ledger and publishes routes ([`Controller::routes`])
 //! - [`logs`]: where `deis logs` reads from
 //! - [`images`]: where `deis pull` imports images through
+//! - [`sources`]: the builder's repositories and build caches, deleted on destroy
 //! - [`model`], [`validate`], [`sshkey`]: objects, input validation, SSH key parsing
 //! - [`error`]: the error type and its one mapping to HTTP and gRPC codes
 //!
 //! [`run`] takes the config, the bound [`Listeners`] and a [`Shutdown`], like every daemon.
-//! Other daemons are reached only through `workflow-clients` (logs, image imports).
+//! Other daemons are reached only through `workflow-clients` (logs, image imports, builder
+//! cleanup).
 
 pub mod config;
 pub mod domain;
@@ -26,6 +28,7 @@ mod metrics;
 pub mod model;
 pub mod rest;
 pub mod runtime;
+pub mod sources;
 pub mod sshkey;
 pub mod store;
 pub mod validate;
@@ -72,6 +75,9 @@ pub async fn open(config: &Config, runtime: Arc<dyn runtime::Runtime>) -> Result
     }
     if let Some(url) = config.registry.as_deref().filter(|u| !u.is_empty()) {
         ctl = ctl.with_images(Arc::new(images::RegistrySync::new(url, &credential()?)?));
+    }
+    if let Some(url) = config.builder.as_deref().filter(|u| !u.is_empty()) {
+        ctl = ctl.with_sources(Arc::new(sources::Builder::new(url, &credential()?)?));
     }
     ctl = ctl.with_builder_endpoints(domain::BuilderEndpoints {
         git_ssh: config.builder_git_ssh.clone(),

@@ -196,6 +196,13 @@ pub struct Release {
     /// (see `exception`). Not in Deis's JSON; Deis clients ignore it.
     #[serde(default = "deployed")]
     pub state: String,
+    /// The image the release runs (its build's), empty before the first build. Not in
+    /// Deis's JSON; Deis clients ignore it.
+    #[serde(default)]
+    pub image: String,
+    /// That image's manifest digest (`sha256:...`), when known. Not in Deis's JSON.
+    #[serde(default)]
+    pub digest: String,
     /// Creation time.
     pub created: String,
     /// Update time.

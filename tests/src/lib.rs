@@ -1,7 +1,10 @@
 //! End-to-end test helpers: start daemons in this process on ephemeral ports.
 //!
 //! - [`git`]: a builder beside the controller, and the git client
+//! - [`fixtures`]: build fixtures (a caching buildpack, a busybox base image), shared by path
+//!   with the `workflow up` stories in `cli/tests`
 
+pub mod fixtures;
 pub mod git;
 
 use std::sync::Arc;

@@ -12,23 +12,9 @@ use workflow_builder::build::push::{BUILDER_USER, RegistryTarget};
 use workflow_builder::build::{BuildKind, BuildRequest, BuildSettings, Engine, ImageBuilder};
 use workflow_registry_sync::auth::{Authenticator, StaticAccess};
 use workflow_storage::ObjectStore;
+use workflow_tests::fixtures::{busybox_image, caching_buildpack, tool, write};
 
 const KEY: &str = "builder-secret";
-
-/// Whether an external tool is on PATH; fails in CI when it is not.
-fn tool(name: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{name} is not installed");
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
 
 struct Registry {
     host: String,
@@ -118,16 +104,6 @@ async fn setup(tweak: impl FnOnce(&mut BuildSettings)) -> Setup {
     }
 }
 
-fn write(root: &Path, files: &[(&str, &str, u32)]) {
-    use std::os::unix::fs::PermissionsExt as _;
-    for (name, text, mode) in files {
-        let p = root.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
-    }
-}
-
 fn request(app: &str, dir: &Path, sha: &str, config: &[(&str, &str)]) -> BuildRequest {
     BuildRequest {
         app: app.into(),
@@ -206,7 +182,7 @@ fn procfile_app(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn procfile_app_is_pushed_reproducibly_and_reads_back_with_skopeo() {
-    if !tool("skopeo") {
+    if !tool("skopeo", "skopeo") {
         return;
     }
     let s = setup(|_| {}).await;
@@ -265,33 +241,9 @@ async fn procfile_app_is_pushed_reproducibly_and_reads_back_with_skopeo() {
     assert!(out.path().join("src/bin/server").exists());
 }
 
-/// A buildpack that counts its builds in the cache and declares a default process type.
-fn caching_buildpack(dir: &Path) {
-    write(
-        dir,
-        &[
-            (
-                "bin/detect",
-                "#!/bin/sh\n[ -f \"$1/app.txt\" ] && echo Counter && exit 0\nexit 1\n",
-                0o755,
-            ),
-            (
-                "bin/compile",
-                "#!/bin/sh\nset -e\nBUILD=$1 CACHE=$2 ENV=$3\nif [ -f \"$CACHE/count\" ]; then echo \"cache: warm $(cat $CACHE/count)\"; else echo 'cache: cold'; fi\nn=$(cat \"$CACHE/count\" 2>/dev/null || echo 0)\necho $((n+1)) > \"$CACHE/count\"\ncat \"$ENV/GREETING\" > \"$BUILD/greeting\"\n",
-                0o755,
-            ),
-            (
-                "bin/release",
-                "#!/bin/sh\ncat <<EOF\n---\ndefault_process_types:\n  web: ./serve\n  clock: ./tick\nEOF\n",
-                0o755,
-            ),
-        ],
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caching_buildpack_sees_its_cache_on_the_second_build() {
-    if !tool("skopeo") {
+    if !tool("skopeo", "skopeo") {
         return;
     }
     let bp = tempfile::tempdir().unwrap();
@@ -357,7 +309,7 @@ async fn a_caching_buildpack_sees_its_cache_on_the_second_build() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buildpack_url_is_cloned_with_git_at_its_ref() {
-    if !tool("git") || !tool("skopeo") {
+    if !tool("git", "git") || !tool("skopeo", "skopeo") {
         return;
     }
     let bp = tempfile::tempdir().unwrap();
@@ -417,7 +369,7 @@ type Prepare = Box<dyn Fn(&Path)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_and_nothing_is_pushed() {
-    if !tool("skopeo") {
+    if !tool("skopeo", "skopeo") {
         return;
     }
     let hang = tempfile::tempdir().unwrap();
@@ -522,38 +474,9 @@ async fn hostile_input_is_refused_and_nothing_is_pushed() {
     assert!(r.unwrap_err().contains("../etc"));
 }
 
-/// Imports a busybox-static rootfs as `wf-build-busybox:test` (the engine cannot pull).
-fn busybox_image() -> bool {
-    if !tool("docker") || !Path::new("/bin/busybox").exists() {
-        return false;
-    }
-    let ok = std::process::Command::new("docker")
-        .args(["image", "inspect", "wf-build-busybox:test"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return true;
-    }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.path().join("bin/busybox")).unwrap();
-    for l in ["sh", "echo", "cat", "httpd", "false", "ls"] {
-        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(l)).unwrap();
-    }
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("tar -C \"$0\" -c . | docker import - wf-build-busybox:test >/dev/null")
-        .arg(root.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "docker import failed");
-    true
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dockerfile_app_is_built_by_the_engine_and_pushed() {
-    if !busybox_image() || !tool("skopeo") {
+    if !busybox_image() || !tool("skopeo", "skopeo") {
         return;
     }
     let s = setup(|_| {}).await;

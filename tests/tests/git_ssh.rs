@@ -762,3 +762,61 @@ async fn a_stop_cuts_an_ssh_push_that_outlasts_the_grace_period() {
         "a cut push updates nothing: {out}"
     );
 }
+
+/// Guards issue 8: when the controller cannot be reached at login, the user is told so (SSH
+/// itself could only say "Permission denied"), and nothing is pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_controller_is_named_not_a_permission_denied() {
+    if !have_ssh() {
+        return;
+    }
+    let p = start(Duration::from_secs(5), Duration::ZERO).await;
+    let (alice, key) = user_with_key(&p, "alice").await;
+    p.rest(
+        reqwest::Method::POST,
+        "/v2/apps/",
+        Some(&alice),
+        Some(json!({"id": "hello"})),
+    )
+    .await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+    let url = remote(&p, "hello");
+    let repo = p.dir.path().join("builder/repos/hello.git");
+
+    p.ctl.shutdown.cancel();
+    let grpc = p.ctl.grpc.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&grpc).await.is_ok() {
+        assert!(Instant::now() < deadline, "the controller never stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, out) = asgit(&p.home, &src, &key, p.ssh_port, &["push", &url, "main"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("deis: cannot push to hello: the controller is unreachable"),
+        "{out}"
+    );
+    assert!(!out.contains("Permission denied"), "{out}");
+    assert!(!repo.exists(), "nothing was received");
+    // An interactive login hears the same.
+    let o = assh(&p.home, &key, p.ssh_port, &[], None).await;
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("the controller is unreachable"),
+        "{}",
+        stderr(&o)
+    );
+    // An unknown key learns the same (its key cannot be checked either), and gets nothing.
+    let stranger = keygen(p.dir.path(), "stranger_key");
+    let (ok, out) = asgit(
+        &p.home,
+        &src,
+        &stranger,
+        p.ssh_port,
+        &["push", &url, "main"],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("the controller is unreachable"), "{out}");
+    p.stop.cancel();
+}

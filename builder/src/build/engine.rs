@@ -72,15 +72,19 @@ pub fn cache_key(app_id: &str) -> String {
     format!("apps/{app_id}/cache.tar.gz")
 }
 
+/// Whether `id` can key objects: 1-64 of `[A-Za-z0-9_-]`.
+fn valid_app_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn validate_request(r: &BuildRequest) -> Result<()> {
     workflow_types::app::validate_app_name(&r.app)
         .map_err(|e| Error::invalid("app name", &r.app, e.to_string()))?;
-    let id_ok = !r.app_id.is_empty()
-        && r.app_id.len() <= 64
-        && r.app_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !id_ok {
+    if !valid_app_id(&r.app_id) {
         return Err(Error::invalid(
             "app id",
             &r.app_id,
@@ -126,6 +130,23 @@ impl Engine {
             timeout: self.settings.step_timeout,
             max_output: self.settings.max_output,
         }
+    }
+
+    /// Deletes the build cache and source archives of the app with uuid `app_id`.
+    pub async fn forget(&self, app_id: &str) -> Result<u64> {
+        if !valid_app_id(app_id) {
+            return Err(Error::invalid(
+                "app id",
+                app_id,
+                "must be 1-64 of [A-Za-z0-9_-]",
+            ));
+        }
+        let mut n = 0;
+        for o in self.store.list(&format!("apps/{app_id}/")).await? {
+            self.store.delete(&o.key).await?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Runs one build; see [`ImageBuilder::build`].
@@ -354,5 +375,9 @@ impl ImageBuilder for Engine {
                 Err(e.to_string())
             }
         }
+    }
+
+    async fn forget_app(&self, app_id: &str) -> std::result::Result<u64, String> {
+        self.forget(app_id).await.map_err(|e| e.to_string())
     }
 }

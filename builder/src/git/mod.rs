@@ -188,6 +188,25 @@ impl GitServer {
         ]
     }
 
+    /// Forgets the destroyed app named `app` whose uuid was `app_uuid`: its repository, and
+    /// its build cache and source archives when the uuid is given. Answers whether there was a
+    /// repository and how many objects went.
+    pub async fn delete_app(&self, app: &str, app_uuid: &str) -> crate::Result<(bool, u64)> {
+        workflow_types::app::validate_app_name(app)
+            .map_err(|e| crate::Error::invalid("app name", app, e.to_string()))?;
+        let repository = self.repos.remove(app).await?;
+        let objects = if app_uuid.is_empty() {
+            0
+        } else {
+            self.builder
+                .forget_app(app_uuid)
+                .await
+                .map_err(crate::Error::Buildpack)?
+        };
+        tracing::info!(app, app_uuid, repository, objects, "forgot a destroyed app");
+        Ok((repository, objects))
+    }
+
     fn find_ticket(&self, token: &str) -> Option<Ticket> {
         self.tickets.lock().ok()?.get(token).cloned()
     }

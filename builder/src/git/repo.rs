@@ -134,6 +134,25 @@ impl Repos {
         tracing::info!(app, path = %path.display(), "created repository");
         Ok(path)
     }
+
+    /// Deletes the repository of the app named `app` (the app was destroyed); answers whether
+    /// there was one. It is moved aside first, so nothing serves a half-deleted repository.
+    pub async fn remove(&self, app: &str) -> Result<bool, GitError> {
+        let path = self.path(app);
+        let _held = self.lock.lock().await;
+        if tokio::fs::symlink_metadata(&path).await.is_err() {
+            return Ok(false);
+        }
+        let stale = self.root.join(format!(".stale-{app}-{}", stale_suffix()));
+        tokio::fs::rename(&path, &stale)
+            .await
+            .map_err(|e| GitError::io("moving aside a destroyed app's repository", &path, e))?;
+        tokio::fs::remove_dir_all(&stale)
+            .await
+            .map_err(|e| GitError::io("deleting a destroyed app's repository", &stale, e))?;
+        tracing::info!(app, "deleted the repository of a destroyed app");
+        Ok(true)
+    }
 }
 
 /// A unique-enough suffix for moving a repository aside (calls are serialized).
@@ -265,5 +284,27 @@ mod tests {
         for bad in ["", "../x", "a/b", "x y"] {
             assert!(repos.ensure("hello", bad).await.is_err(), "{bad:?}");
         }
+    }
+
+    /// Guards issue 8: destroy deletes the repository; nothing of it stays beside.
+    #[tokio::test]
+    async fn remove_deletes_the_repository_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let repos = Repos::new(dir.path().join("repos"));
+        assert!(
+            !repos.remove("hello").await.unwrap(),
+            "nothing to delete yet"
+        );
+        let p = repos.ensure("hello", "uuid-1").await.unwrap();
+        repos.ensure("other", "uuid-2").await.unwrap();
+        assert!(repos.remove("hello").await.unwrap());
+        assert!(!p.exists());
+        assert!(!repos.remove("hello").await.unwrap());
+        let left: Vec<_> = std::fs::read_dir(repos.root())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("other.git")]);
     }
 }

@@ -17,7 +17,8 @@
 //!   Channel data is piped to git's stdin and git's stdout back as it comes, with bounded
 //!   buffers (russh's channel window and queue, one 8 KiB copy buffer), so a large push never
 //!   sits in memory; git's stderr (the hook's `remote:` lines) goes out as extended data live.
-//! - Limits ([`Limits`]): a connection cap (past it, new connections wait in the kernel's
+//! - Limits ([`Limits`], from the config keys `ssh_max_connections`, `ssh_auth_timeout`,
+//!   `ssh_idle_timeout`): a connection cap (past it, new connections wait in the kernel's
 //!   accept queue), an authentication deadline, an idle timeout when no git command runs,
 //!   keepalives to drop vanished clients during long builds. On shutdown idle connections are
 //!   closed at once; running commands get the grace period, then git is killed and the
@@ -172,15 +173,16 @@ pub fn load_or_generate_host_key(path: &Path) -> Result<ssh_key::PrivateKey, Git
     }
 }
 
-/// Serves git over SSH on `listener` with the default [`Limits`] until `shutdown`, with the
-/// host key of the server's config (made on first start).
+/// Serves git over SSH on `listener` with the [`Limits`] and the host key (made on first
+/// start) of the server's config until `shutdown`.
 pub async fn serve(
     server: Arc<GitServer>,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), GitError> {
     let key = host_key(&server).await?;
-    serve_with(server, listener, key, shutdown, Limits::default()).await
+    let limits = server.config.ssh_limits();
+    serve_with(server, listener, key, shutdown, limits).await
 }
 
 /// Loads (or makes) the host key of the server's config, off the async runtime.
@@ -410,6 +412,21 @@ async fn connection(
     kill.cancel();
 }
 
+/// What the controller said about an offered key.
+#[derive(Debug, Clone)]
+enum KeyLookup {
+    /// A user's key.
+    Known(KeyOwner),
+    /// Nobody's key.
+    Unknown,
+    /// The controller did not answer.
+    Unreachable,
+}
+
+/// The message a command gets when the controller did not answer.
+const UNREACHABLE: &str =
+    "the controller is unreachable, so your key cannot be checked; try again in a moment";
+
 /// One connection's SSH handler.
 struct Handler {
     server: Arc<GitServer>,
@@ -421,7 +438,7 @@ struct Handler {
     owners: HashMap<String, Option<KeyOwner>>,
     /// The authenticated key's fingerprint.
     fingerprint: Option<String>,
-    /// The authenticated user.
+    /// The authenticated user; none while the controller was unreachable at login.
     user: Option<String>,
     /// Session channels opened and not yet running a command.
     channels: HashMap<ChannelId, Channel<Msg>>,
@@ -443,9 +460,9 @@ fn valid_git_protocol(v: &str) -> bool {
 
 impl Handler {
     /// The owner of `fp`, asking the controller once per key per connection.
-    async fn owner(&mut self, fp: &str) -> Option<KeyOwner> {
+    async fn owner(&mut self, fp: &str) -> KeyLookup {
         if let Some(o) = self.owners.get(fp) {
-            return o.clone();
+            return o.clone().map_or(KeyLookup::Unknown, KeyLookup::Known);
         }
         let owner = match self.server.platform.user_from_key(fp).await {
             Ok(o) => Some(o),
@@ -454,13 +471,13 @@ impl Handler {
                 None
             }
             Err(e) => {
-                tracing::warn!(peer = %self.peer, fingerprint = fp, error = %e, "cannot look up an ssh key");
+                tracing::error!(peer = %self.peer, fingerprint = fp, error = %e, "cannot look up an ssh key: the controller is unreachable");
                 // Not cached: the controller may be back for the next attempt.
-                return None;
+                return KeyLookup::Unreachable;
             }
         };
         self.owners.insert(fp.to_string(), owner.clone());
-        owner
+        owner.map_or(KeyLookup::Unknown, KeyLookup::Known)
     }
 
     /// Refuses a command: the message on stderr, exit status 1, channel closed.
@@ -478,10 +495,10 @@ impl Handler {
     /// permission revoked since login counts.
     /// The pusher's username and the app's uuid (its repository belongs to it).
     async fn authorize(&self, app: &str, service: Service) -> Result<(String, String), String> {
-        let (Some(fp), Some(user)) = (&self.fingerprint, &self.user) else {
+        let Some(fp) = &self.fingerprint else {
             return Err("not authenticated".into());
         };
-        let denied = || {
+        let denied = |user: &str| {
             format!(
                 "app {app:?} does not exist or you ({user}) may not {} it",
                 service.verb()
@@ -495,12 +512,21 @@ impl Handler {
                     "the controller did not say which app {app} is; upgrade it"
                 )),
             },
-            Ok(_) => Err(denied()),
+            Ok(o) => Err(denied(&o.username)),
+            // Logged in while the controller was down, and the key is nobody's.
+            Err(PlatformError::Unauthenticated(_)) if self.user.is_none() => Err(
+                "Permission denied (publickey): this key is not registered (deis keys:add)".into(),
+            ),
             Err(PlatformError::Unauthenticated(m)) => {
                 Err(format!("your key is no longer known: {m}"))
             }
-            Err(PlatformError::Denied(_)) => Err(denied()),
-            Err(e) => Err(format!("cannot {} {app}: {e}", service.verb())),
+            Err(PlatformError::Denied(_)) => {
+                Err(denied(self.user.as_deref().unwrap_or("this key's owner")))
+            }
+            Err(e) => Err(format!(
+                "cannot {} {app}: {UNREACHABLE} ({e})",
+                service.verb()
+            )),
         }
     }
 }
@@ -515,8 +541,9 @@ impl russh::server::Handler for Handler {
     ) -> Result<Auth, Self::Error> {
         let fp = fingerprint(offer.public_key);
         Ok(match self.owner(&fp).await {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
+            // Unreachable: the client proves it holds the key, then hears why nothing runs.
+            KeyLookup::Known(_) | KeyLookup::Unreachable => Auth::Accept,
+            KeyLookup::Unknown => Auth::reject(),
         })
     }
 
@@ -526,12 +553,20 @@ impl russh::server::Handler for Handler {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let fp = fingerprint(key.public_key);
-        let Some(owner) = self.owner(&fp).await else {
-            return Ok(Auth::reject());
-        };
-        tracing::info!(peer = %self.peer, user = %owner.username, fingerprint = %fp, "ssh login");
+        match self.owner(&fp).await {
+            KeyLookup::Known(owner) => {
+                tracing::info!(peer = %self.peer, user = %owner.username, fingerprint = %fp, "ssh login");
+                self.user = Some(owner.username);
+            }
+            KeyLookup::Unknown => return Ok(Auth::reject()),
+            KeyLookup::Unreachable => {
+                // SSH has no way to say why a login failed (the client prints only
+                // "Permission denied"), so a proven key gets in without a user; every command
+                // asks the controller again and is refused with the reason while it is down.
+                tracing::warn!(peer = %self.peer, fingerprint = %fp, "ssh login while the controller is unreachable: commands will be refused until it answers");
+            }
+        }
         self.fingerprint = Some(fp);
-        self.user = Some(owner.username);
         self.state.authenticated.store(true, Ordering::SeqCst);
         self.state.changed.notify_one();
         Ok(Auth::Accept)
@@ -544,7 +579,7 @@ impl russh::server::Handler for Handler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let open = self.channels.len() + self.state.running.load(Ordering::SeqCst);
-        if self.user.is_none() || open >= self.limits.max_channels {
+        if self.fingerprint.is_none() || open >= self.limits.max_channels {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
@@ -673,14 +708,13 @@ impl russh::server::Handler for Handler {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let user = self.user.clone().unwrap_or_default();
-        self.refuse(
-            channel,
-            session,
-            &format!(
+        let message = match &self.user {
+            Some(user) => format!(
                 "hi {user}, you are authenticated, but this server gives no shell: it serves git push and git fetch only (ssh://git@HOST:PORT/APP.git)"
             ),
-        );
+            None => UNREACHABLE.to_string(),
+        };
+        self.refuse(channel, session, &message);
         Ok(())
     }
 

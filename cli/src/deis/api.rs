@@ -93,6 +93,10 @@ pub struct Release {
     pub exception: String,
     /// Rollout state: `pending`, `deployed` or `failed` (empty from Deis controllers).
     pub state: String,
+    /// The image the release runs (empty from Deis controllers and before the first build).
+    pub image: String,
+    /// That image's digest, `sha256:...` (empty when unknown).
+    pub digest: String,
     /// Creation time.
     pub created: String,
     /// Update time.

@@ -67,10 +67,16 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                             "" => "deployed".to_string(),
                             s => s.to_string(),
                         };
-                        vec![format!("v{}", r.version), r.created.clone(), state, summary]
+                        vec![
+                            format!("v{}", r.version),
+                            r.created.clone(),
+                            state,
+                            r.digest.clone(),
+                            summary,
+                        ]
                     })
                     .collect();
-                out.table(&["VERSION", "CREATED", "STATE", "SUMMARY"], &rows);
+                out.table(&["VERSION", "CREATED", "STATE", "IMAGE", "SUMMARY"], &rows);
             })
         }
         Command::ReleasesInfo { version, app } => {
@@ -86,6 +92,8 @@ pub(super) async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 out.heading(format!("{app} Release v{v}"));
                 let fields = [
                     ("build", b.build.clone().unwrap_or_default()),
+                    ("image", b.image.clone()),
+                    ("digest", b.digest.clone()),
                     ("config", b.config.clone()),
                     ("created", b.created.clone()),
                     ("owner", b.owner.clone()),

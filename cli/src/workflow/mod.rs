@@ -99,8 +99,8 @@ pub struct StoreArgs {
     #[arg(long, value_parser = parse_mode)]
     pub registration: Option<RegistrationMode>,
     /// A TOML config file for the controller (keys: listen, grpc_listen, database,
-    /// registration, platform_credential (old name: builder_key), logger, registry,
-    /// shutdown_grace, builder_git_ssh, builder_git_http).
+    /// registration, platform_credential (old name: builder_key), logger, registry, builder,
+    /// shutdown_grace, builder_git_ssh, builder_git_http, router_url).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -484,6 +484,7 @@ async fn up(a: UpArgs, env: &HashMap<String, String>, stop: CancellationToken) -
     eps.insert("metrics".into(), format!("{}/metrics", url(&metrics)?));
     cfg.registry = Some(eps["registry_sync_grpc"].clone());
     cfg.logger = Some(eps["logger"].clone());
+    cfg.builder = Some(eps["builder_grpc"].clone());
     let controller_url = eps["controller"].clone();
     // One grace period for the whole platform: the controller's.
     let shutdown = Shutdown::new(stop, cfg.shutdown_grace);

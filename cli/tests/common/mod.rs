@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+/// Build fixtures shared with the engine tests of `workflow-tests`.
+#[path = "../../../tests/src/fixtures.rs"]
+pub mod fixtures;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -152,8 +156,9 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// `git ARGS` in `dir` as a test user with `HOME=home`; must succeed.
-pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
+/// `git ARGS` in `dir` as a test user with `HOME=home` and `env` added; answers whether it
+/// succeeded and its stdout and stderr.
+pub fn try_git(home: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -164,6 +169,7 @@ pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text = format!(
@@ -171,8 +177,52 @@ pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "git {args:?}: {text}");
+    (out.status.success(), text)
+}
+
+/// `git ARGS` in `dir` as a test user with `HOME=home`; must succeed.
+pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
+    let (ok, text) = try_git(home, dir, &[], args);
+    assert!(ok, "git {args:?}: {text}");
     text
+}
+
+/// A fresh passphrase-less ed25519 key pair `dir/name` (`ssh-keygen`) with `comment`; answers
+/// the private key's path (the public key is beside it, `.pub`).
+pub fn ssh_keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
+    let key = dir.join(name);
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(&key)
+        .status()
+        .expect("run ssh-keygen");
+    assert!(st.success(), "ssh-keygen failed");
+    key
+}
+
+/// `GIT_SSH_COMMAND` offering only `key`, trusting any host key and never prompting.
+pub fn ssh_command(key: &Path) -> String {
+    format!(
+        "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+        key.display()
+    )
+}
+
+/// The API token `deis` keeps in `home/.deis/client.json`.
+pub fn token(home: &Path) -> String {
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join(".deis/client.json")).unwrap())
+            .unwrap();
+    profile["token"].as_str().expect("a token").to_string()
+}
+
+/// `skopeo ARGS` (without the machine's AWS CA bundle, which Go programs would trust alone).
+pub fn skopeo(args: &[&str]) -> Output {
+    Command::new("skopeo")
+        .args(args)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run skopeo")
 }
 
 /// Whether busybox (the apps' web server) is installed; fails under CI when it is not.

@@ -260,6 +260,19 @@ impl Controller {
                 other => other,
             })?;
         }
+        // Likewise its git repository and build cache (the builder binds repositories to the
+        // app's uuid, so a new app of this name never sees them even if this fails).
+        if let Some(sources) = &self.sources {
+            sources
+                .delete_app(name, &app.app.uuid)
+                .await
+                .map_err(|e| match e {
+                    Error::Unavailable(m) => Error::Unavailable(format!(
+                        "{m}; destroy {name} again when the builder is back"
+                    )),
+                    other => other,
+                })?;
+        }
         // Likewise its logs (reads are also bounded by the app's creation time, so a new app
         // of this name shows none of them even if this fails after a partial delete).
         if let Some(logs) = &self.logs {

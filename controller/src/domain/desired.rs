@@ -277,6 +277,8 @@ mod tests {
             failed: false,
             exception: String::new(),
             state: "pending".into(),
+            image: String::new(),
+            digest: String::new(),
             created: String::new(),
             updated: String::new(),
         }

@@ -81,6 +81,8 @@ pub struct Controller {
     settings: Settings,
     logs: Option<Arc<dyn LogSource>>,
     images: Option<Arc<dyn ImageImporter>>,
+    /// The builder's keeping of apps' source, deleted on destroy.
+    sources: Option<Arc<dyn crate::sources::SourceStore>>,
     /// Where clients reach the builder's git endpoints (`GET /v2/builder`).
     builder: BuilderEndpoints,
     /// One lock per app: changes that make a release of one app are recorded in turn.
@@ -108,6 +110,7 @@ impl Controller {
             settings,
             logs: None,
             images: None,
+            sources: None,
             builder: BuilderEndpoints::default(),
             deploy_locks: Mutex::new(HashMap::new()),
             reconciler: reconcile::Reconciler::new(),
@@ -148,6 +151,12 @@ impl Controller {
     /// Reads app logs from `logs` (without one, `deis logs` answers 503).
     pub fn with_logs(mut self, logs: Arc<dyn LogSource>) -> Self {
         self.logs = Some(logs);
+        self
+    }
+
+    /// Deletes destroyed apps' repositories and build caches through `sources`.
+    pub fn with_sources(mut self, sources: Arc<dyn crate::sources::SourceStore>) -> Self {
+        self.sources = Some(sources);
         self
     }
 

@@ -1055,6 +1055,8 @@ mod tests {
                 failed: false,
                 exception: String::new(),
                 state: "deployed".into(),
+                image: String::new(),
+                digest: String::new(),
                 created: String::new(),
                 updated: String::new(),
             },

@@ -134,7 +134,7 @@ pub(crate) fn build(r: &Row) -> Result<Build> {
     })
 }
 
-pub(crate) const RELEASE_SELECT: &str = "SELECT r.uuid, a.name, r.version, r.owner, r.build_uuid, r.config_uuid, r.summary, r.failed, r.exception, r.created, r.updated, r.state FROM releases r JOIN apps a ON a.uuid = r.app_uuid";
+pub(crate) const RELEASE_SELECT: &str = "SELECT r.uuid, a.name, r.version, r.owner, r.build_uuid, r.config_uuid, r.summary, r.failed, r.exception, r.created, r.updated, r.state, COALESCE(rb.image, ''), COALESCE(rb.digest, '') FROM releases r JOIN apps a ON a.uuid = r.app_uuid LEFT JOIN builds rb ON rb.uuid = r.build_uuid";
 
 pub(crate) fn release(r: &Row) -> Release {
     Release {
@@ -148,6 +148,8 @@ pub(crate) fn release(r: &Row) -> Release {
         failed: r.bool(7),
         exception: r.text(8),
         state: r.text(11),
+        image: r.text(12),
+        digest: r.text(13),
         created: api_time(&r.text(9)),
         updated: api_time(&r.text(10)),
     }
