@@ -61,6 +61,10 @@ pub struct Config {
     /// An SSH connection running no git command is closed after this long.
     #[serde(with = "humantime_serde")]
     pub ssh_idle_timeout: Duration,
+    /// After a push made a release, how long the push waits for it to be rolled out (to say
+    /// "deployed", or why it failed) before it ends saying the rollout goes on; 0: no wait.
+    #[serde(with = "humantime_serde")]
+    pub release_wait: Duration,
 }
 
 impl Default for Config {
@@ -86,6 +90,8 @@ impl Default for Config {
             ssh_max_connections: 512,
             ssh_auth_timeout: Duration::from_secs(30),
             ssh_idle_timeout: Duration::from_secs(120),
+            // The local runtime gives a rollout 2 minutes to become ready, then drains.
+            release_wait: Duration::from_secs(150),
         }
     }
 }
@@ -118,6 +124,7 @@ pub const ENV: &[(&str, &str)] = &[
     ),
     ("WORKFLOW_BUILDER_SSH_AUTH_TIMEOUT", "ssh_auth_timeout"),
     ("WORKFLOW_BUILDER_SSH_IDLE_TIMEOUT", "ssh_idle_timeout"),
+    ("WORKFLOW_BUILDER_RELEASE_WAIT", "release_wait"),
 ];
 
 impl Config {

@@ -74,8 +74,8 @@ pub struct FailureReport {
 /// What the controller did with a successful build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    /// Released as this release (`hello:v3`).
-    Released(String),
+    /// Released as this release (`hello:v3`) with this version.
+    Released(String, i64),
     /// The image is the one the current release (`hello:v2`) runs: nothing was released.
     Unchanged(String),
 }
@@ -104,6 +104,26 @@ pub trait Platform: Send + Sync + std::fmt::Debug + 'static {
     async fn report_build(&self, report: &BuildReport) -> Result<Recorded, PlatformError>;
     /// Records a failed build with its output and reason.
     async fn report_failure(&self, report: &FailureReport) -> Result<(), PlatformError>;
+    /// Waits at most `timeout` (the controller may answer sooner) until release `version` of
+    /// `app` is rolled out or has failed; answers where it stands.
+    async fn wait_release(
+        &self,
+        username: &str,
+        app: &str,
+        version: i64,
+        timeout: std::time::Duration,
+    ) -> Result<Rollout, PlatformError>;
+}
+
+/// Where a release's rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollout {
+    /// Not rolled out yet.
+    Pending,
+    /// Serving.
+    Deployed,
+    /// Never became ready; the reason (the previous release keeps serving).
+    Failed(String),
 }
 
 /// The controller's gRPC `Hooks` service.
@@ -205,7 +225,7 @@ impl Platform for GrpcPlatform {
         Ok(if change.unchanged {
             Recorded::Unchanged(name)
         } else {
-            Recorded::Released(name)
+            Recorded::Released(name, version)
         })
     }
 
@@ -223,6 +243,25 @@ impl Platform for GrpcPlatform {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn wait_release(
+        &self,
+        username: &str,
+        app: &str,
+        version: i64,
+        timeout: std::time::Duration,
+    ) -> Result<Rollout, PlatformError> {
+        let r = self
+            .hooks
+            .wait_release(username, app, version, timeout)
+            .await
+            .map_err(map_err)?;
+        Ok(match r.state.as_str() {
+            "deployed" => Rollout::Deployed,
+            "failed" => Rollout::Failed(r.exception),
+            _ => Rollout::Pending,
+        })
     }
 }
 

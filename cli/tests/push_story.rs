@@ -400,7 +400,7 @@ fn destroy_deletes_the_apps_repository_and_build_cache_in_the_builder() {
     let src = dir.path().join("hello");
     std::fs::create_dir_all(&src).unwrap();
     git(&home, &src, &["init", "-q", "-b", "main"]);
-    write(&src, &[("Procfile", "web: exec sleep 600\n", 0o644)]);
+    write(&src, &[("Procfile", "worker: exec sleep 600\n", 0o644)]);
     git(&home, &src, &["add", "-A"]);
     git(&home, &src, &["commit", "-q", "-m", "first"]);
     ok(&home, &src, &["create", "hello", "--no-remote"]);

@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Platform, deis, eventually, fails, git, have_busybox, ok, registered, wait_until};
+use common::{
+    Platform, deis, eventually, fails, git, have_busybox, ok, registered, try_git, wait_until,
+};
 
 /// `curl` through the router: (status, body). `extra` goes before the URL.
 fn curl(extra: &[&str], url: &str) -> (u16, String) {
@@ -219,6 +221,30 @@ fn operating_a_running_app() {
             .1
             .contains("hello from a push")
     );
+
+    // A push whose processes never become ready is rejected with the reason once its rollout
+    // failed: the branch stays where it was and v4 keeps serving.
+    let before = git(&home, cwd, &["rev-parse", "HEAD"]);
+    std::fs::write(cwd.join("Procfile"), "web: echo giving up; exit 3\n").unwrap();
+    git(&home, cwd, &["commit", "-q", "-am", "broken start"]);
+    let (pushed, out) = try_git(&home, cwd, &[], &["push", "deis", "main"]);
+    assert!(!pushed, "{out}");
+    assert!(
+        out.contains("hello:v5 failed to start, so the previous release keeps serving"),
+        "{out}"
+    );
+    assert!(
+        out.contains("crash"),
+        "the reason reaches the pusher: {out}"
+    );
+    let remote = git(&home, cwd, &["ls-remote", "deis", "refs/heads/main"]);
+    assert!(remote.starts_with(before.trim()), "{remote}");
+    assert!(
+        get(&router, "hello.localhost")
+            .1
+            .contains("hello from a push")
+    );
+    git(&home, cwd, &["reset", "-q", "--hard", "HEAD~1"]);
 
     // Maintenance: 503 with the maintenance page, then back.
     ok(&home, cwd, &["maintenance:on", "-a", "hello"]);

@@ -2,10 +2,12 @@
 //! (attached by the connection, like every daemon-to-daemon call).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use workflow_proto::controller::v1::hooks_client::HooksClient;
 use workflow_proto::controller::v1::{
-    BuildChange, CheckAccessRequest, HookBuildRequest, HookConfigRequest, KeyFingerprint,
+    BuildChange, CheckAccessRequest, HookBuildRequest, HookConfigRequest, KeyFingerprint, Release,
+    WaitReleaseRequest,
 };
 
 use crate::channel::{CallOptions, Connection};
@@ -128,6 +130,32 @@ impl ControllerHooks {
             .call("create build", CallOptions::ONCE, |ch| async move {
                 let req = tonic::Request::new(build.clone());
                 Ok(HooksClient::new(ch).create_build(req).await?.into_inner())
+            })
+            .await
+    }
+
+    /// Release `version` of `app` once it left `pending`, or as it is after `timeout` (the
+    /// controller caps one wait at 30 s: call again to wait longer).
+    pub async fn wait_release(
+        &self,
+        username: &str,
+        app: &str,
+        version: i64,
+        timeout: Duration,
+    ) -> Result<Release> {
+        let opts = CallOptions {
+            deadline: Some(timeout + Duration::from_secs(10)),
+            ..CallOptions::READ
+        };
+        self.conn
+            .call("wait for a release", opts, |ch| async move {
+                let req = tonic::Request::new(WaitReleaseRequest {
+                    username: username.to_string(),
+                    app: app.to_string(),
+                    version,
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                });
+                Ok(HooksClient::new(ch).wait_release(req).await?.into_inner())
             })
             .await
     }

@@ -549,6 +549,20 @@ impl pb::hooks_server::Hooks for Grpc {
             },
         }))
     }
+    async fn wait_release(&self, req: Request<pb::WaitReleaseRequest>) -> R<pb::Release> {
+        self.builder(&req)?;
+        let r = req.into_inner();
+        let rel = self
+            .ctl
+            .hook_wait_release(
+                &r.username,
+                &r.app,
+                r.version,
+                std::time::Duration::from_millis(r.timeout_ms),
+            )
+            .await?;
+        Ok(Response::new(release(rel, String::new())))
+    }
     async fn check_access(
         &self,
         req: Request<pb::CheckAccessRequest>,

@@ -31,6 +31,12 @@ impl Hooks for FakeController {
     ) -> Result<tonic::Response<pb::BuildChange>, tonic::Status> {
         Err(tonic::Status::unimplemented("not in this fake"))
     }
+    async fn wait_release(
+        &self,
+        _: tonic::Request<pb::WaitReleaseRequest>,
+    ) -> Result<tonic::Response<pb::Release>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this fake"))
+    }
     async fn check_access(
         &self,
         request: tonic::Request<pb::CheckAccessRequest>,

@@ -723,6 +723,16 @@ async fn internal_grpc_services_refuse_callers_without_the_platform_credential()
                 .await
                 .map(drop),
         );
+        unauthenticated(
+            "Hooks.WaitRelease",
+            hooks
+                .wait_release(with_credential(
+                    ctlpb::WaitReleaseRequest::default(),
+                    presented,
+                ))
+                .await
+                .map(drop),
+        );
 
         let mut log = logpb::logger_client::LoggerClient::new(channel(&p.logger).await);
         unauthenticated(

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::build::{BuildKind, BuildRequest, BuiltImage};
 use crate::git::hook::{HookRequest, RefUpdate};
 use crate::git::{GitServer, HookOutput, Ticket, repo};
-use crate::platform::{BuildReport, FailureReport, Recorded};
+use crate::platform::{BuildReport, FailureReport, Recorded, Rollout};
 
 /// Config key that names an app's deploy branch (default: `main` or `master`).
 pub const DEPLOY_BRANCH_KEY: &str = "DEPLOY_BRANCH";
@@ -252,11 +252,17 @@ async fn decide_inner(
         .await
         .map_err(|e| format!("recording the build of {app}: {e}"))?;
     match recorded {
-        Recorded::Released(release) => {
-            transcript
-                .line(&format!("-----> Launching... done, {release} deployed"))
-                .await;
+        Recorded::Released(release, version) => {
             tracing::info!(app, sha, release, "push built and released");
+            follow_rollout(
+                server,
+                &ticket.username,
+                app,
+                &release,
+                version,
+                &mut transcript,
+            )
+            .await?;
         }
         Recorded::Unchanged(release) => {
             transcript
@@ -268,6 +274,83 @@ async fn decide_inner(
         }
     }
     Ok(())
+}
+
+/// How long one wait for a rollout lasts before the pusher hears that it is still going on
+/// (which also keeps an SSH connection from idling out).
+const ROLLOUT_STEP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Tells the pusher how the rollout of the release their push made went, waiting at most
+/// `release_wait`: deployed; failed, which rejects the push (the branch stays where it was,
+/// so pushing again after a fix rebuilds, and the previous release keeps serving); or still
+/// starting, which lets the push through saying where to look.
+async fn follow_rollout(
+    server: &GitServer,
+    username: &str,
+    app: &str,
+    release: &str,
+    version: i64,
+    out: &mut Transcript<'_>,
+) -> Result<(), String> {
+    let wait = server.config.release_wait;
+    let started = std::time::Instant::now();
+    loop {
+        let left = wait.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            let msg = if wait.is_zero() {
+                format!("-----> Launching... done, {release} released; it is being rolled out")
+            } else {
+                format!(
+                    "-----> {release} is still starting after {}; it keeps rolling out",
+                    humantime::format_duration(wait)
+                )
+            };
+            out.line(&msg).await;
+            out.line(&format!(
+                "       `deis ps -a {app}` and `deis releases -a {app}` show how it goes"
+            ))
+            .await;
+            return Ok(());
+        }
+        let asked = std::time::Instant::now();
+        match server
+            .platform
+            .wait_release(username, app, version, left.min(ROLLOUT_STEP))
+            .await
+        {
+            Ok(Rollout::Deployed) => {
+                out.line(&format!("-----> Launching... done, {release} deployed"))
+                    .await;
+                return Ok(());
+            }
+            Ok(Rollout::Failed(reason)) => {
+                tracing::info!(app, release, reason, "pushed release failed to start");
+                return Err(format!(
+                    "{release} failed to start, so the previous release keeps serving: {reason} \
+                     (`deis logs -a {app}` shows the app's output)"
+                ));
+            }
+            Ok(Rollout::Pending) => {
+                // A controller answering at once must not make this a busy loop.
+                if asked.elapsed() < std::time::Duration::from_secs(1) {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                out.line(&format!(
+                    "-----> waiting for {release} to be ready ({}s)",
+                    started.elapsed().as_secs()
+                ))
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(app, release, error = %e, "could not follow a rollout");
+                out.line(&format!(
+                    "-----> Launching... done, {release} released; its rollout could not be followed ({e}): see `deis releases -a {app}`"
+                ))
+                .await;
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Checks `request.sha` out and builds it under the build timeout; the error is what the

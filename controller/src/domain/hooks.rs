@@ -1,5 +1,7 @@
 //! Calls from the builder and registry-sync, authenticated by the shared builder key.
 
+use std::time::Duration;
+
 use subtle::ConstantTimeEq as _;
 
 use super::Controller;
@@ -7,7 +9,12 @@ use super::apps::{Access, app_for};
 use super::releases::{BuildOutcome, NewBuild};
 use super::rows;
 use crate::error::{Error, Result};
-use crate::model::Config;
+use crate::model::{Config, Release, ReleaseState};
+
+/// The longest one [`Controller::hook_wait_release`] call waits; the builder calls again.
+pub const MAX_RELEASE_WAIT: Duration = Duration::from_secs(30);
+/// How often a waiting call looks at the release.
+const RELEASE_POLL: Duration = Duration::from_millis(200);
 
 /// A user and the apps they may push to.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
@@ -80,6 +87,30 @@ impl Controller {
     ) -> Result<BuildOutcome> {
         let user = self.user_named(username).await?;
         self.record_pushed_build(&user, app, build, failure).await
+    }
+
+    /// Waits (at most `timeout`, capped at [`MAX_RELEASE_WAIT`]) until release `version` of
+    /// `app` has left `pending`, on behalf of `username`: the builder tells the pusher whether
+    /// the release it made is serving or why it failed. Answers the release as it then is.
+    pub async fn hook_wait_release(
+        &self,
+        username: &str,
+        app: &str,
+        version: i64,
+        timeout: Duration,
+    ) -> Result<Release> {
+        let user = self.user_named(username).await?;
+        let until = tokio::time::Instant::now() + timeout.min(MAX_RELEASE_WAIT);
+        loop {
+            let release = self.get_release(&user, app, version).await?;
+            if release.state != ReleaseState::Pending.as_str()
+                || tokio::time::Instant::now() >= until
+            {
+                return Ok(release);
+            }
+            // The loop marks a rollout within its progress poll; a read of one row is cheap.
+            tokio::time::sleep_until((tokio::time::Instant::now() + RELEASE_POLL).min(until)).await;
+        }
     }
 
     /// Registry authorization: may `username`, proving itself with its API `token`,
