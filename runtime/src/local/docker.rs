@@ -102,10 +102,16 @@ pub async fn start(rec: &Record) -> Result<(String, Option<String>), String> {
         )
         .await
         .map_err(|e| format!("creating container {}: {e}", rec.name))?;
-    docker
-        .start_container(&created.id, None)
-        .await
-        .map_err(|e| format!("starting container {}: {e}", rec.name))?;
+    if let Err(e) = docker.start_container(&created.id, None).await {
+        // Not recorded as running, so nothing else would ever remove it.
+        let _ = docker
+            .remove_container(
+                &created.id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        return Err(format!("starting container {}: {e}", rec.name));
+    }
     let info = docker
         .inspect_container(&created.id, None)
         .await
