@@ -269,7 +269,8 @@ async fn main() {
         let t = Instant::now();
         let (p, _) = up(dir.path());
         let started = t.elapsed();
-        platform = p;
+        // The old `workflow up` is dead; its apps are the new one's to adopt.
+        std::mem::replace(&mut platform, p).detach();
         let probe = Probe::new(&platform, &token, &apps);
         let (up_in, routed_in) = probe.converge(&apps, t).await;
         // Anything restarted late (a reconcile after convergence) counts too.

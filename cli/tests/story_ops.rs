@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Platform, deis, eventually, fails, git, have_busybox, ok, registered, try_git, wait_until,
+    Platform, deis, eventually, fails, find_numbers, git, have_busybox, ok, registered, try_git,
+    wait_until,
 };
 
 /// `curl` through the router: (status, body). `extra` goes before the URL.
@@ -81,21 +82,6 @@ fn pushed_app(home: &Path, dir: &Path, platform: &Platform) -> std::path::PathBu
     assert!(out.contains("hello:v2 deployed"), "{out}");
     eventually(home, &src, &["ps", "-a", "hello"], "up (v2)");
     src
-}
-
-/// Every `"pid": N` in the runtime's state file.
-fn find_pids(v: &serde_json::Value) -> Vec<u64> {
-    match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .flat_map(|(k, v)| match (k.as_str(), v.as_u64()) {
-                ("pid", Some(p)) => vec![p],
-                _ => find_pids(v),
-            })
-            .collect(),
-        serde_json::Value::Array(a) => a.iter().flat_map(find_pids).collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// Guards issue 9's operations end to end: every step as a user types it.
@@ -332,7 +318,7 @@ fn operating_a_running_app() {
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(app_dir.join("state.json")).unwrap())
             .unwrap();
-    let pids: Vec<u64> = find_pids(&state);
+    let pids: Vec<u64> = find_numbers(&state, "pid");
     assert!(!pids.is_empty(), "no pids in {state}");
     ok(
         &home,

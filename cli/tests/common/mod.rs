@@ -11,16 +11,93 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `workflow up`, killed on drop.
+/// A running `workflow up`, killed on drop with the apps it ran (host processes and
+/// containers outlive `workflow up` by design, to be adopted by the next one; a test's are
+/// not left running on the machine, even when the test fails).
 pub struct Platform {
     pub child: Child,
     pub data: PathBuf,
+    /// Whether dropping stops the apps' processes too (see [`Platform::detach`]).
+    pub stop_apps: bool,
 }
 
 impl Drop for Platform {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.stop_apps {
+            stop_apps(&self.data);
+        }
+    }
+}
+
+impl Platform {
+    /// Kills `workflow up` only, leaving its apps running for a `workflow up` started again
+    /// on the same data dir to adopt.
+    pub fn detach(mut self) {
+        self.stop_apps = false;
+    }
+}
+
+/// Every number under `key` anywhere in `v`.
+pub fn find_numbers(v: &serde_json::Value, key: &str) -> Vec<u64> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .flat_map(|(k, v)| match v.as_u64() {
+                Some(n) if k == key => vec![n],
+                _ => find_numbers(v, key),
+            })
+            .collect(),
+        serde_json::Value::Array(a) => a.iter().flat_map(|v| find_numbers(v, key)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every string under `key` anywhere in `v`.
+pub fn find_strings(v: &serde_json::Value, key: &str) -> Vec<String> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .flat_map(|(k, v)| match v.as_str() {
+                Some(s) if k == key => vec![s.to_string()],
+                _ => find_strings(v, key),
+            })
+            .collect(),
+        serde_json::Value::Array(a) => a.iter().flat_map(|v| find_strings(v, key)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The runtime's state files under `data` (`runtime/apps/<uuid>/state.json`), parsed.
+pub fn runtime_states(data: &Path) -> Vec<serde_json::Value> {
+    let Ok(dirs) = std::fs::read_dir(data.join("runtime").join("apps")) else {
+        return Vec::new();
+    };
+    dirs.flatten()
+        .filter_map(|d| std::fs::read_to_string(d.path().join("state.json")).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect()
+}
+
+/// Kills the host processes and removes the containers the runtime's state files name.
+fn stop_apps(data: &Path) {
+    for state in runtime_states(data) {
+        for pid in find_numbers(&state, "pid") {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let ids = find_strings(&state, "container_id");
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -45,6 +122,7 @@ pub fn up(dir: &Path) -> (Platform, String) {
     let platform = Platform {
         child,
         data: data.clone(),
+        stop_apps: true,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
