@@ -13,7 +13,9 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-use crate::io::{Activity, IdleIo};
+use workflow_common::shutdown::Shutdown;
+
+use crate::io::{Activity, Gated, IdleIo};
 use crate::proxy::{self, ConnInfo, Shared};
 
 /// Serves `listener` (TLS when `tls` is set) until shutdown, then drains its connections for
@@ -58,13 +60,7 @@ pub async fn serve(
         let shared = shared.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
-            let info = ConnInfo {
-                peer,
-                local_port,
-                tls: tls.is_some(),
-                activity: Arc::new(Activity::default()),
-                permit: Arc::new(permit),
-            };
+            let info = Arc::new(ConnInfo::new(peer, local_port, tls.is_some(), permit));
             match tls {
                 None => serve_connection(stream, info, shared).await,
                 Some(acceptor) => handshake(stream, acceptor, info, shared).await,
@@ -81,7 +77,12 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handshake(stream: TcpStream, acceptor: TlsAcceptor, info: ConnInfo, shared: Arc<Shared>) {
+async fn handshake(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    info: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) {
     let timeout = shared.config.header_read_timeout;
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => serve_connection(tls, info, shared).await,
@@ -90,7 +91,7 @@ async fn handshake(stream: TcpStream, acceptor: TlsAcceptor, info: ConnInfo, sha
     }
 }
 
-async fn serve_connection<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
+async fn serve_connection<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -110,6 +111,13 @@ where
         .keep_alive(true);
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
+    let idle = config.idle_timeout;
+    let mut watcher = Gated::new(watch(
+        activity.clone(),
+        idle,
+        shared.shutdown.clone(),
+        false,
+    ));
     let mut draining = false;
     loop {
         tokio::select! {
@@ -119,15 +127,42 @@ where
                 }
                 break;
             }
-            () = activity.idle(config.idle_timeout) => {
-                tracing::debug!(%peer, "client connection idle; closing");
-                break;
-            }
-            () = shared.shutdown.cancelled(), if !draining => {
-                conn.as_mut().graceful_shutdown();
-                draining = true;
-            }
-            () = shared.shutdown.deadline() => break,
+            stop = &mut watcher => match stop {
+                Stop::Idle => {
+                    tracing::debug!(%peer, "client connection idle; closing");
+                    break;
+                }
+                Stop::Drain if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                    watcher = Gated::new(watch(activity.clone(), idle, shared.shutdown.clone(), true));
+                }
+                Stop::Drain | Stop::Deadline => break,
+            },
         }
+    }
+}
+
+/// Why a connection's watcher fired.
+enum Stop {
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// The router is stopping: finish the request in flight, take no more.
+    Drain,
+    /// The shutdown grace period is over.
+    Deadline,
+}
+
+/// Idle timeout and shutdown for one connection (once `draining`, only the grace deadline).
+async fn watch(
+    activity: Arc<Activity>,
+    idle: Duration,
+    shutdown: Shutdown,
+    draining: bool,
+) -> Stop {
+    tokio::select! {
+        () = activity.idle(idle) => Stop::Idle,
+        () = shutdown.cancelled(), if !draining => Stop::Drain,
+        () = shutdown.deadline(), if draining => Stop::Deadline,
     }
 }
