@@ -19,10 +19,12 @@ use crate::io::{Activity, Gated, IdleIo};
 use crate::proxy::{self, ConnInfo, Shared};
 
 /// Serves `listener` (TLS when `tls` is set) until shutdown, then drains its connections for
-/// the grace period.
+/// the grace period. `slots` caps the listener's open connections (shared by the workers
+/// accepting on it).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    slots: Arc<Semaphore>,
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
@@ -31,7 +33,6 @@ pub async fn serve(
     } else {
         "router http"
     };
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
     let tracker = TaskTracker::new();
     let shutdown = shared.shutdown.clone();
     loop {
