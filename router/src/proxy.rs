@@ -123,28 +123,37 @@ pub async fn handle(
             .authority()
             .map_or(Cow::Borrowed(""), |a| Cow::Owned(a.to_string())),
     };
-    if !shared.sink.enabled() {
-        let out = route(&shared, &conn, req, &http_host).await;
-        crate::metrics::count(conn.tls, out.response.status().as_u16());
-        return Ok(out.response);
-    }
-    let started = Instant::now();
-    let time = Utc::now();
-    let header_text = |name: HeaderName| {
-        req.headers()
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    // What the log needs from the request, taken before the request moves on.
+    let log = shared.sink.enabled().then(|| {
+        let header_text = |name: HeaderName| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let request_line = format!(
+            "{} {} {:?}",
+            req.method(),
+            req.uri().path_and_query().map_or("/", |p| p.as_str()),
+            req.version()
+        );
+        (
+            Instant::now(),
+            Utc::now(),
+            header_text(header::REFERER),
+            header_text(header::USER_AGENT),
+            request_line,
+        )
+    });
+    // One await point, one level deep: every level of nested async fns holding the request
+    // grows the future that is moved per request.
+    let out = match route(&shared, &conn, &req, &http_host) {
+        Route::Answered(out) => *out,
+        Route::Forward(entry, host) => forward(&shared, &conn, req, entry, host, &http_host).await,
     };
-    let referer = header_text(header::REFERER);
-    let user_agent = header_text(header::USER_AGENT);
-    let request_line = format!(
-        "{} {} {:?}",
-        req.method(),
-        req.uri().path_and_query().map_or("/", |p| p.as_str()),
-        req.version()
-    );
-    let out = route(&shared, &conn, req, &http_host).await;
     crate::metrics::count(conn.tls, out.response.status().as_u16());
+    let Some((started, time, referer, user_agent, request_line)) = log else {
+        return Ok(out.response);
+    };
     let entry = RequestLog {
         time,
         app: out.app.map(|e| e.routes.app.clone()),
@@ -197,24 +206,37 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     })
 }
 
-async fn route<'a>(
+/// Where a request goes: answered by the router itself, or forwarded to the app.
+enum Route<'a> {
+    // Boxed: the router's own pages are the rare path.
+    Answered(Box<Outcome<'a>>),
+    Forward(Arc<Entry>, Cow<'a, str>),
+}
+
+impl<'a> From<Outcome<'a>> for Route<'a> {
+    fn from(o: Outcome<'a>) -> Route<'a> {
+        Route::Answered(Box::new(o))
+    }
+}
+
+fn route<'a>(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: &Request<Incoming>,
     http_host: &'a str,
-) -> Outcome<'a> {
+) -> Route<'a> {
     let Some(host) = normalize_host(http_host) else {
-        return Outcome::page(pages::bad_host(http_host), None, Cow::Borrowed(http_host));
+        return Outcome::page(pages::bad_host(http_host), None, Cow::Borrowed(http_host)).into();
     };
     let compiled = shared.state.current();
     let Some(entry) = compiled.lookup(&host, shared.state.domain()).cloned() else {
-        return Outcome::page(pages::unknown_host(&host), None, host);
+        return Outcome::page(pages::unknown_host(&host), None, host).into();
     };
     drop(compiled);
     let routes = &entry.routes;
     let app = routes.app.as_str();
     if !routes.routable {
-        return Outcome::page(pages::unknown_host(&host), Some(&entry), host);
+        return Outcome::page(pages::unknown_host(&host), Some(&entry), host).into();
     }
     let client_ip = conn.peer.ip().to_canonical();
     if !routes.whitelist.is_empty() && !routes.whitelist.iter().any(|c| c.contains(client_ip)) {
@@ -222,10 +244,11 @@ async fn route<'a>(
             pages::forbidden(app, &client_ip.to_string()),
             Some(&entry),
             host,
-        );
+        )
+        .into();
     }
     if routes.maintenance {
-        return Outcome::page(pages::maintenance(app), Some(&entry), host);
+        return Outcome::page(pages::maintenance(app), Some(&entry), host).into();
     }
     if routes.https_only && !conn.tls {
         let port = match shared.https_port {
@@ -234,10 +257,10 @@ async fn route<'a>(
         };
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let location = format!("https://{host}{port}{path}");
-        return Outcome::page(pages::redirect(&location), Some(&entry), host);
+        return Outcome::page(pages::redirect(&location), Some(&entry), host).into();
     }
     if routes.backends.is_empty() {
-        return Outcome::page(pages::no_backends(app), Some(&entry), host);
+        return Outcome::page(pages::no_backends(app), Some(&entry), host).into();
     }
     let limit = shared.config.max_body_bytes;
     if limit > 0
@@ -248,9 +271,9 @@ async fn route<'a>(
             .and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
-        return Outcome::page(pages::too_large(limit), Some(&entry), host);
+        return Outcome::page(pages::too_large(limit), Some(&entry), host).into();
     }
-    forward(shared, conn, req, entry, host, http_host).await
+    Route::Forward(entry, host)
 }
 
 /// Headers that describe one hop only and are never forwarded (RFC 9110 7.6.1).
@@ -377,13 +400,16 @@ async fn forward<'a>(
         let addr = backends[(first + i) % n];
         loop {
             let (mut sender, fresh) = match shared.pool.take_idle(addr) {
+                // The waits below are rare (a connection just returned, a new connection) and
+                // their futures are large: boxed, they stay out of every request's future,
+                // which is moved by value per request.
                 Some(mut s) => {
-                    if !shared.pool.ready(&mut s).await {
+                    if !s.is_ready() && !Box::pin(shared.pool.ready(&mut s)).await {
                         continue;
                     }
                     (s, false)
                 }
-                None => match shared.pool.connect(addr).await {
+                None => match Box::pin(shared.pool.connect(addr)).await {
                     Ok(s) => (s, true),
                     Err(e) => {
                         tracing::warn!(app, backend = %addr, error = %e, "backend unreachable; trying the next one");
