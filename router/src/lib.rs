@@ -122,7 +122,7 @@ pub async fn run_with_sink(
     let addrs = (http_addr, https_addr);
     if config.workers == 0 {
         let listeners = (listeners.http, listeners.https.zip(acceptor));
-        return serve_listeners(listeners, addrs, slots, shared(shutdown)).await;
+        return serve_listeners(listeners, addrs, slots, None, shared(shutdown)).await;
     }
 
     // Worker threads: each gets a duplicate of every listening socket (the kernel hands each
@@ -142,7 +142,10 @@ pub async fn run_with_sink(
     let workers_shutdown = shutdown.child();
     let _stop_workers = workers_shutdown.token().clone().drop_guard();
     let mut done = Vec::with_capacity(config.workers);
-    for i in 0..config.workers {
+    for (i, balance) in server::Balance::workers(config.workers)
+        .into_iter()
+        .enumerate()
+    {
         let http = http.try_clone().map_err(|source| Error::Listen {
             addr: addrs.0.clone(),
             source,
@@ -176,7 +179,8 @@ pub async fn run_with_sink(
                         Some(l) => Some(register(l, addrs.1.as_deref().unwrap_or("?"))?),
                         None => None,
                     };
-                    serve_listeners((http, https.zip(acceptor)), addrs, slots, shared).await
+                    let listeners = (http, https.zip(acceptor));
+                    serve_listeners(listeners, addrs, slots, Some(balance), shared).await
                 });
                 let _ = tx.send(result);
             })
@@ -218,17 +222,20 @@ async fn serve_listeners(
     ),
     (http_addr, https_addr): Addrs,
     slots: Slots,
+    balance: Option<server::Balance>,
     shared: Arc<proxy::Shared>,
 ) -> Result<()> {
-    let http = server::serve(http, None, slots.http, shared.clone());
+    let http = server::serve(http, None, slots.http, balance.clone(), shared.clone());
     let https = async {
         match https {
-            Some((l, acceptor)) => server::serve(l, Some(acceptor), slots.https, shared.clone())
-                .await
-                .map_err(|source| Error::Listen {
-                    addr: https_addr.unwrap_or_default(),
-                    source,
-                }),
+            Some((l, acceptor)) => {
+                server::serve(l, Some(acceptor), slots.https, balance, shared.clone())
+                    .await
+                    .map_err(|source| Error::Listen {
+                        addr: https_addr.unwrap_or_default(),
+                        source,
+                    })
+            }
             None => Ok(()),
         }
     };

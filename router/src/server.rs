@@ -2,6 +2,7 @@
 //! with header-read and idle timeouts and a head-size limit; drain on shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -18,13 +19,65 @@ use workflow_common::shutdown::Shutdown;
 use crate::io::{Activity, Gated, IdleIo};
 use crate::proxy::{self, ConnInfo, Shared};
 
+/// Open connections per worker thread, so that workers accepting on one listener share the
+/// connections evenly: with keep-alive a connection stays on the thread that accepted it, and
+/// the worker that wakes first would otherwise take a whole burst of new connections.
+#[derive(Debug, Clone)]
+pub struct Balance {
+    open: Arc<[AtomicUsize]>,
+    me: usize,
+}
+
+/// How long a worker ahead of the others leaves new connections to them before it accepts
+/// anyway (another worker may be stalled).
+const MAX_DEFER: Duration = Duration::from_millis(10);
+const DEFER_STEP: Duration = Duration::from_millis(1);
+
+impl Balance {
+    /// One balance per worker, over `workers` workers.
+    pub fn workers(workers: usize) -> Vec<Balance> {
+        let open: Arc<[AtomicUsize]> = (0..workers).map(|_| AtomicUsize::new(0)).collect();
+        (0..workers)
+            .map(|me| Balance {
+                open: open.clone(),
+                me,
+            })
+            .collect()
+    }
+
+    fn ahead(&self) -> bool {
+        let mine = self.open[self.me].load(Ordering::Relaxed);
+        let least = self
+            .open
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        mine > least + 1
+    }
+
+    fn opened(&self) -> OpenGuard {
+        self.open[self.me].fetch_add(1, Ordering::Relaxed);
+        OpenGuard(self.clone())
+    }
+}
+
+struct OpenGuard(Balance);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open[self.0.me].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves `listener` (TLS when `tls` is set) until shutdown, then drains its connections for
 /// the grace period. `slots` caps the listener's open connections (shared by the workers
-/// accepting on it).
+/// accepting on it); `balance` is this worker's share, when several accept on it.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     slots: Arc<Semaphore>,
+    balance: Option<Balance>,
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
@@ -35,7 +88,16 @@ pub async fn serve(
     };
     let tracker = TaskTracker::new();
     let shutdown = shared.shutdown.clone();
+    let mut deferred = Duration::ZERO;
     loop {
+        if deferred < MAX_DEFER && balance.as_ref().is_some_and(Balance::ahead) {
+            tokio::select! {
+                () = tokio::time::sleep(DEFER_STEP) => {}
+                () = shutdown.cancelled() => break,
+            }
+            deferred += DEFER_STEP;
+            continue;
+        }
         // Waiting for a slot before accepting leaves the excess in the kernel's backlog, where
         // it costs this process nothing; other listeners have their own slots.
         let permit = tokio::select! {
@@ -57,10 +119,13 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        deferred = Duration::ZERO;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let open = balance.as_ref().map(Balance::opened);
         tracker.spawn(async move {
+            let _open = open;
             let info = Arc::new(ConnInfo::new(peer, local_port, tls.is_some(), permit));
             match tls {
                 None => serve_connection(stream, info, shared).await,
