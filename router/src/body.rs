@@ -151,7 +151,9 @@ enum Inner {
 pub struct ResponseBody {
     inner: Inner,
     reuse: Option<Reuse>,
-    log: Option<LogGuard>,
+    // Boxed: the response is moved by value through several futures per request, and most
+    // routers' responses carry no log.
+    log: Option<Box<LogGuard>>,
 }
 
 impl ResponseBody {
@@ -175,7 +177,7 @@ impl ResponseBody {
 
     /// Attaches the request log, written when this body is done or dropped.
     pub fn with_log(mut self, log: LogGuard) -> ResponseBody {
-        self.log = Some(log);
+        self.log = Some(Box::new(log));
         self
     }
 

@@ -53,7 +53,14 @@ pub struct Config {
     /// How long open connections may finish after a stop request before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Threads serving connections, each with its own single-threaded event loop, accept loop
+    /// and upstream pool (like nginx's worker processes: a request never leaves its thread).
+    /// 0: serve on the caller's tokio runtime instead. Default: one per CPU.
+    pub workers: usize,
 }
+
+/// Most worker threads the router starts.
+pub const MAX_WORKERS: usize = 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -74,6 +81,7 @@ impl Default for Config {
             log_dir: None,
             log_queue: 8192,
             shutdown_grace: workflow_common::shutdown::DEFAULT_GRACE,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -99,6 +107,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("WORKFLOW_ROUTER_LOG_DIR", "log_dir"),
     ("WORKFLOW_ROUTER_LOG_QUEUE", "log_queue"),
     ("WORKFLOW_SHUTDOWN_GRACE", "shutdown_grace"),
+    ("WORKFLOW_ROUTER_WORKERS", "workers"),
 ];
 
 /// hyper refuses read buffers smaller than this.
@@ -168,6 +177,12 @@ impl Config {
         if self.log_queue == 0 {
             return bad("log_queue", "must be at least 1".into());
         }
+        if self.workers > MAX_WORKERS {
+            return bad(
+                "workers",
+                format!("{} is above the maximum {MAX_WORKERS}", self.workers),
+            );
+        }
         Ok(())
     }
 
@@ -219,6 +234,7 @@ mod tests {
             ("WORKFLOW_ROUTER_MAX_CONNECTIONS", "0", "max_connections"),
             ("WORKFLOW_ROUTER_MAX_HEADER_BYTES", "100", "100"),
             ("WORKFLOW_ROUTER_RETRIES", "many", "many"),
+            ("WORKFLOW_ROUTER_WORKERS", "5000", "workers"),
         ] {
             let env = HashMap::from([(var.to_string(), value.to_string())]);
             let e = Config::load(None, &env).unwrap_err();

@@ -27,6 +27,9 @@ pub enum Error {
     /// TLS could not be set up.
     #[error("router tls: {0}")]
     Tls(String),
+    /// A worker thread (or its event loop) could not be started.
+    #[error("starting router worker thread: {0}")]
+    Worker(std::io::Error),
 }
 
 /// Why a request could not be proxied (mapped to a status code in `proxy`).

@@ -11,7 +11,13 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Backends that could not be reached (each failed attempt).
     pub upstream_failures: IntCounter,
+    // `requests` resolved per label pair once: `with_label_values` hashes the labels and takes
+    // the vector's lock on every call.
+    by_label: [[IntCounter; CLASSES.len()]; 2],
 }
+
+const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+const SCHEMES: [&str; 2] = ["http", "https"];
 
 /// The process-wide instance.
 pub fn metrics() -> &'static Metrics {
@@ -32,19 +38,18 @@ pub fn metrics() -> &'static Metrics {
         .expect("valid metric definition");
         workflow_common::metrics::register(&requests);
         workflow_common::metrics::register(&upstream_failures);
+        let by_label =
+            SCHEMES.map(|scheme| CLASSES.map(|class| requests.with_label_values(&[scheme, class])));
         Metrics {
             requests,
             upstream_failures,
+            by_label,
         }
     })
 }
 
 /// Counts one answered request.
 pub fn count(tls: bool, status: u16) {
-    const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
-    let class = CLASSES[usize::from(status / 100).min(5)];
-    metrics()
-        .requests
-        .with_label_values(&[if tls { "https" } else { "http" }, class])
-        .inc();
+    let class = usize::from(status / 100).min(CLASSES.len() - 1);
+    metrics().by_label[usize::from(tls)][class].inc();
 }

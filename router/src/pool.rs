@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, SendRequest};
@@ -37,17 +37,30 @@ impl Pool {
         }
     }
 
-    /// An idle connection to `addr` that is still open, if any.
+    /// An idle connection to `addr` that is still open, if any. It may not be ready to take
+    /// a request yet (its response just ended): [`Pool::ready`] waits for that.
     pub fn take_idle(&self, addr: SocketAddr) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&addr)?;
         while let Some(s) = list.pop() {
-            if s.is_ready() {
+            if !s.is_closed() {
                 return Some(s);
             }
-            // Closed by the backend while idle (or not finished): not reusable.
+            // Closed by the backend while idle: not reusable.
         }
         None
+    }
+
+    /// Waits until a pooled connection takes a request; `false`: it never will (closed, or
+    /// stuck for the connect timeout).
+    pub async fn ready(&self, sender: &mut Sender) -> bool {
+        if sender.is_ready() {
+            return true;
+        }
+        matches!(
+            tokio::time::timeout(self.connect_timeout, sender.ready()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// A new connection to `addr`.
@@ -77,20 +90,11 @@ impl Pool {
         Ok(sender)
     }
 
-    /// Gives back a connection whose exchange is complete.
-    pub fn put(self: &Arc<Self>, addr: SocketAddr, mut sender: Sender) {
+    /// Gives back a connection whose exchange is complete. hyper's connection task may not
+    /// have turned idle yet: the next user waits for that ([`Pool::ready`]) rather than this
+    /// one spawning a task per request to wait.
+    pub fn put(&self, addr: SocketAddr, sender: Sender) {
         if sender.is_closed() {
-            return;
-        }
-        if !sender.is_ready() {
-            // The body has been read but hyper's connection task has not turned idle yet:
-            // pool it once it has, rather than losing a good connection.
-            let pool = self.clone();
-            tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.push(addr, sender);
-                }
-            });
             return;
         }
         self.push(addr, sender);

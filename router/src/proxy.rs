@@ -3,6 +3,7 @@
 //! connecting fails before anything was sent), forward with the `X-Forwarded-*` headers and
 //! stream the answer back. Upgrades (WebSocket) become a byte tunnel between the two sides.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,10 +23,10 @@ use crate::access_log::{LogSink, RequestLog};
 use crate::body::{LogGuard, RequestBody, ResponseBody, Reuse};
 use crate::config::Config;
 use crate::error::UpstreamError;
-use crate::io::Activity;
+use crate::io::{Activity, Gated};
 use crate::pages;
 use crate::pool::Pool;
-use crate::state::State;
+use crate::state::{Entry, State};
 
 /// What every connection of the router shares.
 pub struct Shared {
@@ -44,7 +45,6 @@ pub struct Shared {
 }
 
 /// One client connection, as the request handler needs it.
-#[derive(Clone)]
 pub struct ConnInfo {
     /// The client.
     pub peer: SocketAddr,
@@ -52,6 +52,10 @@ pub struct ConnInfo {
     pub local_port: u16,
     /// Arrived over TLS.
     pub tls: bool,
+    // The client's address and the port as header values, made once per connection rather than
+    // formatted per request.
+    client_ip: HeaderValue,
+    port_header: HeaderValue,
     /// The connection's activity clock (upgraded tunnels keep the idle timeout).
     pub activity: Arc<Activity>,
     // An upgraded tunnel outlives hyper's connection future: it holds the listener's
@@ -59,21 +63,46 @@ pub struct ConnInfo {
     pub(crate) permit: Arc<OwnedSemaphorePermit>,
 }
 
-/// How a request was answered, for the log.
-struct Outcome {
+impl ConnInfo {
+    pub(crate) fn new(
+        peer: SocketAddr,
+        local_port: u16,
+        tls: bool,
+        permit: OwnedSemaphorePermit,
+    ) -> ConnInfo {
+        let ip = peer.ip().to_canonical().to_string();
+        ConnInfo {
+            peer,
+            local_port,
+            tls,
+            client_ip: HeaderValue::from_str(&ip).expect("an IP address is a header value"),
+            port_header: HeaderValue::from(local_port),
+            activity: Arc::new(Activity::default()),
+            permit: Arc::new(permit),
+        }
+    }
+}
+
+/// How a request was answered, for the log. Borrows from the request's host text: nothing is
+/// copied for a log nobody keeps.
+struct Outcome<'a> {
     response: Response<ResponseBody>,
-    app: Option<String>,
-    server_name: String,
+    app: Option<Arc<Entry>>,
+    server_name: Cow<'a, str>,
     upstream: Option<SocketAddr>,
     upstream_time: Option<Duration>,
 }
 
-impl Outcome {
-    fn page(resp: Response<Bytes>, app: Option<&str>, server_name: &str) -> Outcome {
+impl<'a> Outcome<'a> {
+    fn page(
+        resp: Response<Bytes>,
+        app: Option<&Arc<Entry>>,
+        server_name: Cow<'a, str>,
+    ) -> Outcome<'a> {
         Outcome {
             response: resp.map(ResponseBody::full),
-            app: app.map(str::to_string),
-            server_name: server_name.to_string(),
+            app: app.cloned(),
+            server_name,
             upstream: None,
             upstream_time: None,
         }
@@ -83,49 +112,60 @@ impl Outcome {
 /// Serves one request.
 pub async fn handle(
     shared: Arc<Shared>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let started = Instant::now();
-    let http_host = req
-        .headers()
-        .get(header::HOST)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    if !shared.sink.enabled() {
-        let out = route(&shared, &conn, req, &http_host).await;
-        crate::metrics::count(conn.tls, out.response.status().as_u16());
-        return Ok(out.response);
-    }
-    let time = Utc::now();
-    let header_text = |name: HeaderName| {
-        req.headers()
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    let host_header = req.headers().get(header::HOST).cloned();
+    let http_host: Cow<'_, str> = match &host_header {
+        Some(v) => String::from_utf8_lossy(v.as_bytes()),
+        None => req
+            .uri()
+            .authority()
+            .map_or(Cow::Borrowed(""), |a| Cow::Owned(a.to_string())),
     };
-    let referer = header_text(header::REFERER);
-    let user_agent = header_text(header::USER_AGENT);
-    let request_line = format!(
-        "{} {} {:?}",
-        req.method(),
-        req.uri().path_and_query().map_or("/", |p| p.as_str()),
-        req.version()
-    );
-    let out = route(&shared, &conn, req, &http_host).await;
+    // What the log needs from the request, taken before the request moves on.
+    let log = shared.sink.enabled().then(|| {
+        let header_text = |name: HeaderName| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let request_line = format!(
+            "{} {} {:?}",
+            req.method(),
+            req.uri().path_and_query().map_or("/", |p| p.as_str()),
+            req.version()
+        );
+        (
+            Instant::now(),
+            Utc::now(),
+            header_text(header::REFERER),
+            header_text(header::USER_AGENT),
+            request_line,
+        )
+    });
+    // One await point, one level deep: every level of nested async fns holding the request
+    // grows the future that is moved per request.
+    let out = match route(&shared, &conn, &req, &http_host) {
+        Route::Answered(out) => *out,
+        Route::Forward(entry, host) => forward(&shared, &conn, req, entry, host, &http_host).await,
+    };
     crate::metrics::count(conn.tls, out.response.status().as_u16());
+    let Some((started, time, referer, user_agent, request_line)) = log else {
+        return Ok(out.response);
+    };
     let entry = RequestLog {
         time,
-        app: out.app,
+        app: out.app.map(|e| e.routes.app.clone()),
         remote: conn.peer.ip().to_canonical(),
         status: out.response.status().as_u16(),
         request: request_line,
         bytes_sent: 0,
         referer,
         user_agent,
-        server_name: out.server_name,
+        server_name: out.server_name.into_owned(),
         upstream: out.upstream,
-        http_host,
+        http_host: http_host.to_string(),
         upstream_response_time: out.upstream_time,
         request_time: Duration::ZERO,
     };
@@ -138,8 +178,8 @@ pub async fn handle(
 }
 
 /// The host a request names: lowercase, without port or trailing dot; `None` when it is not a
-/// plausible host name.
-pub fn normalize_host(raw: &str) -> Option<String> {
+/// plausible host name. Borrowed from `raw` when that needs no lowercasing.
+pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let host = if let Some(rest) = raw.strip_prefix('[') {
         let end = rest.find(']')?;
         &raw[..end + 2]
@@ -156,38 +196,59 @@ pub fn normalize_host(raw: &str) -> Option<String> {
         && host.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
         });
-    ok.then(|| host.to_ascii_lowercase())
+    if !ok {
+        return None;
+    }
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
-async fn route(
+/// Where a request goes: answered by the router itself, or forwarded to the app.
+enum Route<'a> {
+    // Boxed: the router's own pages are the rare path.
+    Answered(Box<Outcome<'a>>),
+    Forward(Arc<Entry>, Cow<'a, str>),
+}
+
+impl<'a> From<Outcome<'a>> for Route<'a> {
+    fn from(o: Outcome<'a>) -> Route<'a> {
+        Route::Answered(Box::new(o))
+    }
+}
+
+fn route<'a>(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    req: Request<Incoming>,
-    http_host: &str,
-) -> Outcome {
+    req: &Request<Incoming>,
+    http_host: &'a str,
+) -> Route<'a> {
     let Some(host) = normalize_host(http_host) else {
-        return Outcome::page(pages::bad_host(http_host), None, http_host);
+        return Outcome::page(pages::bad_host(http_host), None, Cow::Borrowed(http_host)).into();
     };
     let compiled = shared.state.current();
     let Some(entry) = compiled.lookup(&host, shared.state.domain()).cloned() else {
-        return Outcome::page(pages::unknown_host(&host), None, &host);
+        return Outcome::page(pages::unknown_host(&host), None, host).into();
     };
     drop(compiled);
     let routes = &entry.routes;
     let app = routes.app.as_str();
     if !routes.routable {
-        return Outcome::page(pages::unknown_host(&host), Some(app), &host);
+        return Outcome::page(pages::unknown_host(&host), Some(&entry), host).into();
     }
     let client_ip = conn.peer.ip().to_canonical();
     if !routes.whitelist.is_empty() && !routes.whitelist.iter().any(|c| c.contains(client_ip)) {
         return Outcome::page(
             pages::forbidden(app, &client_ip.to_string()),
-            Some(app),
-            &host,
-        );
+            Some(&entry),
+            host,
+        )
+        .into();
     }
     if routes.maintenance {
-        return Outcome::page(pages::maintenance(app), Some(app), &host);
+        return Outcome::page(pages::maintenance(app), Some(&entry), host).into();
     }
     if routes.https_only && !conn.tls {
         let port = match shared.https_port {
@@ -196,10 +257,10 @@ async fn route(
         };
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let location = format!("https://{host}{port}{path}");
-        return Outcome::page(pages::redirect(&location), Some(app), &host);
+        return Outcome::page(pages::redirect(&location), Some(&entry), host).into();
     }
     if routes.backends.is_empty() {
-        return Outcome::page(pages::no_backends(app), Some(app), &host);
+        return Outcome::page(pages::no_backends(app), Some(&entry), host).into();
     }
     let limit = shared.config.max_body_bytes;
     if limit > 0
@@ -210,9 +271,9 @@ async fn route(
             .and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
-        return Outcome::page(pages::too_large(limit), Some(app), &host);
+        return Outcome::page(pages::too_large(limit), Some(&entry), host).into();
     }
-    forward(shared, conn, req, &entry, &host, http_host).await
+    Route::Forward(entry, host)
 }
 
 /// Headers that describe one hop only and are never forwarded (RFC 9110 7.6.1).
@@ -265,14 +326,14 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
 
-async fn forward(
+async fn forward<'a>(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
-    entry: &crate::state::Entry,
-    host: &str,
+    entry: Arc<Entry>,
+    host: Cow<'a, str>,
     http_host: &str,
-) -> Outcome {
+) -> Outcome<'a> {
     let app = entry.routes.app.as_str();
     let upgrade = upgrade_of(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -289,37 +350,37 @@ async fn forward(
     {
         headers.insert(header::HOST, v);
     }
-    let ip = conn.peer.ip().to_canonical().to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+        Some(prev) if !prev.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip().to_canonical())).ok()
+        }
+        _ => Some(conn.client_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(conn.local_port));
-    if let Ok(v) = HeaderValue::from_str(http_host) {
+    headers.insert(X_FORWARDED_PORT.clone(), conn.port_header.clone());
+    // The Host header as sent (it is plain ASCII: other hosts got the bad-host page).
+    if let Some(v) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST.clone(), v);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    if let Ok(v) = HeaderValue::from_str(&format!("t={}.{:03}", now.as_secs(), now.subsec_millis()))
-    {
-        headers.insert(X_REQUEST_START.clone(), v);
-    }
+    headers.insert(X_REQUEST_START.clone(), request_start());
     parts.version = Version::HTTP_11;
-    parts.uri = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .parse::<Uri>()
-        .unwrap_or_else(|_| Uri::from_static("/"));
+    // Origin-form (`/path?query`, what clients send) goes as is; absolute-form (proxy
+    // requests) loses its scheme and authority.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        parts.uri = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .parse::<Uri>()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+    }
     parts.extensions = http::Extensions::new();
     let body = if upgrade.is_some() {
         // An upgrade request's body (if any) is the tunnel's; nothing goes before the 101.
@@ -339,8 +400,16 @@ async fn forward(
         let addr = backends[(first + i) % n];
         loop {
             let (mut sender, fresh) = match shared.pool.take_idle(addr) {
-                Some(s) => (s, false),
-                None => match shared.pool.connect(addr).await {
+                // The waits below are rare (a connection just returned, a new connection) and
+                // their futures are large: boxed, they stay out of every request's future,
+                // which is moved by value per request.
+                Some(mut s) => {
+                    if !s.is_ready() && !Box::pin(shared.pool.ready(&mut s)).await {
+                        continue;
+                    }
+                    (s, false)
+                }
+                None => match Box::pin(shared.pool.connect(addr)).await {
                     Ok(s) => (s, true),
                     Err(e) => {
                         tracing::warn!(app, backend = %addr, error = %e, "backend unreachable; trying the next one");
@@ -359,8 +428,8 @@ async fn forward(
                     tracing::warn!(app, backend = %addr, "backend did not answer within the upstream timeout");
                     return Outcome {
                         response: pages::gateway_timeout(app).map(ResponseBody::full),
-                        app: Some(app.to_string()),
-                        server_name: host.to_string(),
+                        app: Some(entry.clone()),
+                        server_name: host,
                         upstream: Some(addr),
                         upstream_time: Some(sent_at.elapsed()),
                     };
@@ -370,8 +439,8 @@ async fn forward(
                     let response = respond(shared, conn, resp, client_upgrade, addr, sender, app);
                     return Outcome {
                         response,
-                        app: Some(app.to_string()),
-                        server_name: host.to_string(),
+                        app: Some(entry.clone()),
+                        server_name: host,
                         upstream: Some(addr),
                         upstream_time: Some(upstream_time),
                     };
@@ -403,8 +472,8 @@ async fn forward(
                             };
                             return Outcome {
                                 response: resp.map(ResponseBody::full),
-                                app: Some(app.to_string()),
-                                server_name: host.to_string(),
+                                app: Some(entry.clone()),
+                                server_name: host,
                                 upstream: Some(addr),
                                 upstream_time: Some(sent_at.elapsed()),
                             };
@@ -419,11 +488,24 @@ async fn forward(
     }
     Outcome {
         response: pages::bad_gateway(app).map(ResponseBody::full),
-        app: Some(app.to_string()),
-        server_name: host.to_string(),
+        app: Some(entry.clone()),
+        server_name: host,
         upstream: None,
         upstream_time: None,
     }
+}
+
+/// `X-Request-Start: t=<unix seconds>.<milliseconds>` for now.
+fn request_start() -> HeaderValue {
+    use std::io::Write as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut buf = [0u8; 32];
+    let mut w = &mut buf[..];
+    let _ = write!(w, "t={}.{:03}", now.as_secs(), now.subsec_millis());
+    let len = 32 - w.len();
+    HeaderValue::from_bytes(&buf[..len]).expect("digits and a dot are a header value")
 }
 
 /// Whether a failed exchange failed because the client's body was over the limit.
@@ -504,14 +586,22 @@ async fn tunnel(
     };
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
+    // Watched apart from the copy, which wakes the task on every chunk.
+    let watch = Gated::new(async move {
+        tokio::select! {
+            () = activity.idle(idle) => true,
+            () = shutdown.deadline() => false,
+        }
+    });
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
             if let Err(e) = r {
                 tracing::debug!(app, error = %e, "tunnel ended");
             }
         }
-        () = activity.idle(idle) => tracing::debug!(app, "tunnel idle; closing"),
-        () = shutdown.deadline() => {}
+        idled = watch => if idled {
+            tracing::debug!(app, "tunnel idle; closing");
+        },
     }
 }
 

@@ -2,6 +2,7 @@
 //! with header-read and idle timeouts and a head-size limit; drain on shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -13,14 +14,70 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
-use crate::io::{Activity, IdleIo};
+use workflow_common::shutdown::Shutdown;
+
+use crate::io::{Activity, Gated, IdleIo};
 use crate::proxy::{self, ConnInfo, Shared};
 
+/// Open connections per worker thread, so that workers accepting on one listener share the
+/// connections evenly: with keep-alive a connection stays on the thread that accepted it, and
+/// the worker that wakes first would otherwise take a whole burst of new connections.
+#[derive(Debug, Clone)]
+pub struct Balance {
+    open: Arc<[AtomicUsize]>,
+    me: usize,
+}
+
+/// How long a worker ahead of the others leaves new connections to them before it accepts
+/// anyway (another worker may be stalled).
+const MAX_DEFER: Duration = Duration::from_millis(10);
+const DEFER_STEP: Duration = Duration::from_millis(1);
+
+impl Balance {
+    /// One balance per worker, over `workers` workers.
+    pub fn workers(workers: usize) -> Vec<Balance> {
+        let open: Arc<[AtomicUsize]> = (0..workers).map(|_| AtomicUsize::new(0)).collect();
+        (0..workers)
+            .map(|me| Balance {
+                open: open.clone(),
+                me,
+            })
+            .collect()
+    }
+
+    fn ahead(&self) -> bool {
+        let mine = self.open[self.me].load(Ordering::Relaxed);
+        let least = self
+            .open
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        mine > least + 1
+    }
+
+    fn opened(&self) -> OpenGuard {
+        self.open[self.me].fetch_add(1, Ordering::Relaxed);
+        OpenGuard(self.clone())
+    }
+}
+
+struct OpenGuard(Balance);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open[self.0.me].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves `listener` (TLS when `tls` is set) until shutdown, then drains its connections for
-/// the grace period.
+/// the grace period. `slots` caps the listener's open connections (shared by the workers
+/// accepting on it); `balance` is this worker's share, when several accept on it.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    slots: Arc<Semaphore>,
+    balance: Option<Balance>,
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
@@ -29,10 +86,18 @@ pub async fn serve(
     } else {
         "router http"
     };
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
     let tracker = TaskTracker::new();
     let shutdown = shared.shutdown.clone();
+    let mut deferred = Duration::ZERO;
     loop {
+        if deferred < MAX_DEFER && balance.as_ref().is_some_and(Balance::ahead) {
+            tokio::select! {
+                () = tokio::time::sleep(DEFER_STEP) => {}
+                () = shutdown.cancelled() => break,
+            }
+            deferred += DEFER_STEP;
+            continue;
+        }
         // Waiting for a slot before accepting leaves the excess in the kernel's backlog, where
         // it costs this process nothing; other listeners have their own slots.
         let permit = tokio::select! {
@@ -54,17 +119,14 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        deferred = Duration::ZERO;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let open = balance.as_ref().map(Balance::opened);
         tracker.spawn(async move {
-            let info = ConnInfo {
-                peer,
-                local_port,
-                tls: tls.is_some(),
-                activity: Arc::new(Activity::default()),
-                permit: Arc::new(permit),
-            };
+            let _open = open;
+            let info = Arc::new(ConnInfo::new(peer, local_port, tls.is_some(), permit));
             match tls {
                 None => serve_connection(stream, info, shared).await,
                 Some(acceptor) => handshake(stream, acceptor, info, shared).await,
@@ -81,7 +143,12 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handshake(stream: TcpStream, acceptor: TlsAcceptor, info: ConnInfo, shared: Arc<Shared>) {
+async fn handshake(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    info: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) {
     let timeout = shared.config.header_read_timeout;
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => serve_connection(tls, info, shared).await,
@@ -90,7 +157,7 @@ async fn handshake(stream: TcpStream, acceptor: TlsAcceptor, info: ConnInfo, sha
     }
 }
 
-async fn serve_connection<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
+async fn serve_connection<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -110,6 +177,13 @@ where
         .keep_alive(true);
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
+    let idle = config.idle_timeout;
+    let mut watcher = Gated::new(watch(
+        activity.clone(),
+        idle,
+        shared.shutdown.clone(),
+        false,
+    ));
     let mut draining = false;
     loop {
         tokio::select! {
@@ -119,15 +193,42 @@ where
                 }
                 break;
             }
-            () = activity.idle(config.idle_timeout) => {
-                tracing::debug!(%peer, "client connection idle; closing");
-                break;
-            }
-            () = shared.shutdown.cancelled(), if !draining => {
-                conn.as_mut().graceful_shutdown();
-                draining = true;
-            }
-            () = shared.shutdown.deadline() => break,
+            stop = &mut watcher => match stop {
+                Stop::Idle => {
+                    tracing::debug!(%peer, "client connection idle; closing");
+                    break;
+                }
+                Stop::Drain if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                    watcher = Gated::new(watch(activity.clone(), idle, shared.shutdown.clone(), true));
+                }
+                Stop::Drain | Stop::Deadline => break,
+            },
         }
+    }
+}
+
+/// Why a connection's watcher fired.
+enum Stop {
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// The router is stopping: finish the request in flight, take no more.
+    Drain,
+    /// The shutdown grace period is over.
+    Deadline,
+}
+
+/// Idle timeout and shutdown for one connection (once `draining`, only the grace deadline).
+async fn watch(
+    activity: Arc<Activity>,
+    idle: Duration,
+    shutdown: Shutdown,
+    draining: bool,
+) -> Stop {
+    tokio::select! {
+        () = activity.idle(idle) => Stop::Idle,
+        () = shutdown.cancelled(), if !draining => Stop::Drain,
+        () = shutdown.deadline(), if draining => Stop::Deadline,
     }
 }

@@ -1,16 +1,18 @@
 //! The router's view of the route table: a host index (and the TLS certificates by domain),
 //! compiled from a [`RouteTable`] snapshot and rebuilt only when the table's generation moves.
 //!
-//! Readers get the current compiled view with one atomic load (`arc-swap`) plus a generation
-//! check; the first request after a change rebuilds it, so a change is visible to the very
-//! next request without a background task.
+//! Readers get the current compiled view with one atomic load (`arc-swap`) plus a staleness
+//! check (one more atomic load: the table's change counter against the version compiled); the
+//! first request after a change rebuilds it, so a change is visible to the very next request
+//! without a background task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use rustls::sign::CertifiedKey;
+use tokio::sync::watch;
 use workflow_runtime::routes::{AppRoutes, CertPem, RouteTable};
 
 use crate::tls;
@@ -34,7 +36,9 @@ impl Entry {
 /// A compiled table.
 #[derive(Debug, Default)]
 pub struct Compiled {
-    generation: u64,
+    // Subscribed just before the snapshot was taken: says whether the table moved since.
+    // `None`: not compiled from the table yet.
+    changes: Option<watch::Receiver<u64>>,
     by_app: HashMap<String, Arc<Entry>>,
     by_domain: HashMap<String, Arc<Entry>>,
     /// Certificates by lowercase domain (`*.example.com` for wildcards).
@@ -42,6 +46,13 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    fn is_current(&self) -> bool {
+        // A closed channel means a dropped table: it cannot change any more.
+        self.changes
+            .as_ref()
+            .is_some_and(|rx| !rx.has_changed().unwrap_or(false))
+    }
+
     /// The app routed at `host` (lowercase, no port, no trailing dot).
     pub fn lookup(&self, host: &str, domain: &str) -> Option<&Arc<Entry>> {
         if let Some(name) = host
@@ -83,10 +94,7 @@ impl State {
         let s = State {
             table,
             domain,
-            current: ArcSwap::from_pointee(Compiled {
-                generation: u64::MAX,
-                ..Compiled::default()
-            }),
+            current: ArcSwap::from_pointee(Compiled::default()),
             rebuild: Mutex::new(HashMap::new()),
         };
         s.current();
@@ -98,35 +106,37 @@ impl State {
         &self.domain
     }
 
-    /// The compiled view of the table as it is now.
-    pub fn current(&self) -> Arc<Compiled> {
-        let generation = self.table.generation();
-        let c = self.current.load_full();
-        if c.generation == generation {
+    /// The compiled view of the table as it is now (a guard: not to be held across awaits).
+    pub fn current(&self) -> Guard<Arc<Compiled>> {
+        let c = self.current.load();
+        if c.is_current() {
             return c;
         }
+        drop(c);
         let mut cache = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
         // Another request may have rebuilt while this one waited.
         let c = self.current.load_full();
-        let generation = self.table.generation();
-        if c.generation == generation {
-            return c;
+        if c.is_current() {
+            return self.current.load();
         }
+        // Subscribing first: a change landing after it but before the snapshot is compiled
+        // again by the next request, never missed.
+        let changes = self.table.subscribe();
         let snapshot = self.table.snapshot();
-        let next = Arc::new(compile(generation, &snapshot, &c, &mut cache));
-        self.current.store(next.clone());
-        next
+        let next = compile(changes, &snapshot, &c, &mut cache);
+        self.current.store(Arc::new(next));
+        self.current.load()
     }
 }
 
 fn compile(
-    generation: u64,
+    changes: watch::Receiver<u64>,
     snapshot: &workflow_runtime::routes::Snapshot,
     previous: &Compiled,
     cache: &mut HashMap<CertPem, Option<Arc<CertifiedKey>>>,
 ) -> Compiled {
     let mut out = Compiled {
-        generation,
+        changes: Some(changes),
         ..Compiled::default()
     };
     let mut used = HashMap::new();
