@@ -7,7 +7,8 @@
 //!   shared listener, with its own upstream pool) = nginx's `worker_processes` = `WORKERS`
 //! - keep-alive to the backend (nginx: `keepalive 256` per worker, HTTP/1.1, `Connection: ""`;
 //!   the router: its pool, `max_idle_per_backend` 256 per worker)
-//! - the same forwarding headers (`X-Forwarded-For`, `-Proto`, `X-Request-Start`, `Host`)
+//! - the same forwarding headers (`X-Forwarded-For`, `-Proto`, `-Port`, `-Host`,
+//!   `X-Request-Start`, `Host`: what the router sends, as Deis's nginx router did)
 //! - no access log (nginx `access_log off`; the router with no log sink)
 //! - `TCP_NODELAY` on every socket (nginx's default for keep-alive connections)
 //!
@@ -191,6 +192,7 @@ fn start_nginx(backend: SocketAddr, workers: usize) -> Result<(Nginx, SocketAddr
                proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
                proxy_set_header Host $host;\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
                proxy_set_header X-Forwarded-Proto $scheme;\n      proxy_set_header X-Request-Start \"t=${{msec}}\";\n\
+               proxy_set_header X-Forwarded-Port $server_port;\n      proxy_set_header X-Forwarded-Host $http_host;\n\
              }}\n  }}\n}}\n"
     );
     let path = dir.path().join("nginx.conf");
