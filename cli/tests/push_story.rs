@@ -10,31 +10,11 @@ use std::path::Path;
 use std::process::Command;
 
 use common::fixtures::{self, tool, write};
-use common::{eventually, git, ok, registered, skopeo, ssh_command, ssh_keygen, token, try_git};
+use common::{
+    eventually, git, ok, pushed_digest, registered, registry_host, skopeo, ssh_command, ssh_keygen,
+    token, try_git,
+};
 use workflow_proto::status::HasKind as _;
-
-/// The digest a push printed (`-----> Done: APP@sha256:...`).
-fn pushed_digest(out: &str, app: &str) -> String {
-    let mark = format!("-----> Done: {app}@");
-    let line = out
-        .lines()
-        .find_map(|l| l.split_once(&mark).map(|(_, d)| d.trim().to_string()))
-        .unwrap_or_else(|| panic!("the push printed no digest:\n{out}"));
-    assert!(
-        line.starts_with("sha256:") && line.len() == 71,
-        "not a digest: {line}"
-    );
-    line
-}
-
-/// The registry's `host:port` from endpoints.json.
-fn registry_host(eps: &serde_json::Value) -> String {
-    eps["registry"]
-        .as_str()
-        .expect("endpoints.json has registry")
-        .trim_start_matches("http://")
-        .to_string()
-}
 
 /// `deis releases` shows release `version` of `app` running `digest` (newest first), in JSON
 /// and in the table; skopeo reads the image with alice's token and not with bob's.

@@ -8,7 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fixtures::tool;
-use common::{deis, ok, ssh_command, ssh_keygen, try_git, up};
+use common::{
+    deis, ok, pushed_digest, registry_host, skopeo, ssh_command, ssh_keygen, token, try_git, up,
+};
 
 #[test]
 fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
@@ -83,6 +85,22 @@ fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
         "{out}"
     );
     assert!(out.contains("hello:v2 deployed"), "{out}");
+    // The release records the image the push printed; skopeo reads it with alice's token.
+    let digest = pushed_digest(&out, "hello");
+    let releases: serde_json::Value =
+        serde_json::from_str(&ok(&home, &src, &["releases", "-a", "hello", "--json"])).unwrap();
+    assert_eq!(releases[0]["version"], 2, "{releases}");
+    assert_eq!(releases[0]["digest"], digest.as_str(), "{releases}");
+    if tool("skopeo", "skopeo") {
+        let o = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &format!("alice:{}", token(&home)),
+            &format!("docker://{}/hello@{digest}", registry_host(&eps)),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = deis(&home, &src, &["ps", "-a", "hello"]);

@@ -315,3 +315,26 @@ pub fn have_busybox() -> bool {
     eprintln!("skipping: busybox is missing (apt-get install busybox-static)");
     false
 }
+
+/// The digest a push printed (`-----> Done: APP@sha256:...`).
+pub fn pushed_digest(out: &str, app: &str) -> String {
+    let mark = format!("-----> Done: {app}@");
+    let line = out
+        .lines()
+        .find_map(|l| l.split_once(&mark).map(|(_, d)| d.trim().to_string()))
+        .unwrap_or_else(|| panic!("the push printed no digest:\n{out}"));
+    assert!(
+        line.starts_with("sha256:") && line.len() == 71,
+        "not a digest: {line}"
+    );
+    line
+}
+
+/// The registry's `host:port` from endpoints.json.
+pub fn registry_host(eps: &serde_json::Value) -> String {
+    eps["registry"]
+        .as_str()
+        .expect("endpoints.json has registry")
+        .trim_start_matches("http://")
+        .to_string()
+}
