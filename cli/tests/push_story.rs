@@ -220,6 +220,19 @@ impl Containers {
             .map(str::to_string)
             .collect()
     }
+
+    /// The engine's images of the app's repository (tags and pulled digests).
+    fn images(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["images", "--digests", "--format", "{{.ID}}"])
+            .arg(&self.repository)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 impl Drop for Containers {
@@ -305,10 +318,17 @@ fn a_dockerfile_app_is_built_by_the_docker_engine_and_runs() {
         via_router(&router, "dock").contains("built by the engine")
     });
     assert!(!containers.ids().is_empty(), "no container runs the app");
+    assert!(!containers.images().is_empty(), "the engine has no image");
     ok(&home, &src, &["destroy", "-a", "dock", "--confirm", "dock"]);
     assert!(
         containers.ids().is_empty(),
         "destroy left the app's containers"
+    );
+    // Nor its images: the builder's tag (layer cache) and the runtime's pulled image.
+    assert_eq!(
+        containers.images(),
+        Vec::<String>::new(),
+        "destroy left the app's images in the engine"
     );
 }
 

@@ -24,6 +24,48 @@ use crate::error::{Error, Result};
 pub const BUILD_ARGS_OPT_IN: &str = "DEIS_DOCKER_BUILD_ARGS_ENABLED";
 
 /// Connects to the engine at `socket` (`unix:///path` or a path); the error names it.
+/// Removes the engine's references to repository `<registry>/<app>` (the builder's
+/// `git-<sha>` tags, which are the layer cache of Dockerfile builds, and images the local
+/// runtime pulled from the platform registry); layers no other image uses go with them.
+/// Best effort for a destroyed app: no engine, or an image still in use, removes nothing.
+/// Answers how many references went.
+pub async fn forget_images(socket: &str, registry: &str, app: &str) -> usize {
+    let Ok(docker) = connect(socket).await else {
+        return 0;
+    };
+    let repo = format!("{registry}/{app}");
+    let filters = HashMap::from([("reference", vec![repo.clone()])]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+        .filters(&filters)
+        .digests(true)
+        .build();
+    let Ok(images) = docker.list_images(Some(opts)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for image in images {
+        let refs = image.repo_tags.iter().chain(image.repo_digests.iter());
+        // Only this repository's names: an image also tagged for another app keeps those.
+        for r in refs.filter(|r| {
+            r.strip_prefix(&repo)
+                .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
+        }) {
+            match docker
+                .remove_image(
+                    r,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await
+            {
+                Ok(_) => removed += 1,
+                Err(e) => tracing::debug!(image = %r, error = %e, "image kept"),
+            }
+        }
+    }
+    removed
+}
+
 pub async fn connect(socket: &str) -> Result<Docker> {
     let path = socket.strip_prefix("unix://").unwrap_or(socket);
     let docker = Docker::connect_with_socket(path, 600, bollard::API_DEFAULT_VERSION)

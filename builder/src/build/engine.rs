@@ -377,7 +377,14 @@ impl ImageBuilder for Engine {
         }
     }
 
-    async fn forget_app(&self, app_id: &str) -> std::result::Result<u64, String> {
-        self.forget(app_id).await.map_err(|e| e.to_string())
+    async fn forget_app(&self, app: &str, app_id: &str) -> std::result::Result<u64, String> {
+        let objects = self.forget(app_id).await.map_err(|e| e.to_string())?;
+        let images =
+            super::docker::forget_images(&self.settings.docker_socket, self.pusher.host(), app)
+                .await;
+        if images > 0 {
+            tracing::info!(app, images, "removed the app's images from the engine");
+        }
+        Ok(objects)
     }
 }

@@ -78,10 +78,11 @@ pub trait ImageBuilder: Send + Sync + std::fmt::Debug + 'static {
     /// should fix (it ends the push with that message).
     async fn build(&self, request: &BuildRequest, out: &Output) -> Result<BuiltImage, String>;
 
-    /// Deletes what builds of the app with uuid `app_id` kept (build cache, source archives)
-    /// when the app is destroyed; answers how many objects went. The default keeps nothing.
-    async fn forget_app(&self, app_id: &str) -> Result<u64, String> {
-        let _ = app_id;
+    /// Deletes what builds of the app `app` with uuid `app_id` kept (build cache, source
+    /// archives, engine images) when the app is destroyed; answers how many objects went.
+    /// The default keeps nothing.
+    async fn forget_app(&self, app: &str, app_id: &str) -> Result<u64, String> {
+        let _ = (app, app_id);
         Ok(0)
     }
 }

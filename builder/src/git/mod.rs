@@ -199,7 +199,7 @@ impl GitServer {
             0
         } else {
             self.builder
-                .forget_app(app_uuid)
+                .forget_app(app, app_uuid)
                 .await
                 .map_err(crate::Error::Buildpack)?
         };
