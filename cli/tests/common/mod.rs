@@ -69,6 +69,16 @@ pub fn find_strings(v: &serde_json::Value, key: &str) -> Vec<String> {
     }
 }
 
+/// The app uuids the runtime keeps state for under `data` (`runtime/apps/<uuid>/`).
+pub fn runtime_apps(data: &Path) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(data.join("runtime").join("apps")) else {
+        return Vec::new();
+    };
+    dirs.flatten()
+        .filter_map(|d| d.file_name().into_string().ok())
+        .collect()
+}
+
 /// The runtime's state files under `data` (`runtime/apps/<uuid>/state.json`), parsed.
 pub fn runtime_states(data: &Path) -> Vec<serde_json::Value> {
     let Ok(dirs) = std::fs::read_dir(data.join("runtime").join("apps")) else {
@@ -80,8 +90,28 @@ pub fn runtime_states(data: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Kills the host processes and removes the containers the runtime's state files name.
+/// Kills the host processes and removes the containers (and their images) the runtime's
+/// state files name.
 fn stop_apps(data: &Path) {
+    // Containers by the app's label: one created just before `workflow up` was killed is in
+    // no state file yet.
+    for uuid in runtime_apps(data) {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=app_id={uuid}")])
+            .output();
+        let ids = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
     for state in runtime_states(data) {
         for pid in find_numbers(&state, "pid") {
             let _ = Command::new("kill")
@@ -94,6 +124,16 @@ fn stop_apps(data: &Path) {
             let _ = Command::new("docker")
                 .args(["rm", "-f"])
                 .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        // And the images containers ran, pulled from this platform's registry.
+        let images = find_strings(&state, "image");
+        if !images.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rmi")
+                .args(&images)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();

@@ -27,6 +27,36 @@ fn client() -> Result<Docker, String> {
         .map_err(|e| format!("connecting to the Docker engine: {e}"))
 }
 
+/// Removes every container labelled with the app's uuid, running or not: what a crash
+/// between creating a container and recording it left behind (a destroyed app's name, made
+/// again, has another uuid). Best effort: without an engine there is nothing to remove.
+pub async fn remove_app_containers(app_id: &str) -> usize {
+    let Ok(docker) = client() else {
+        return 0;
+    };
+    let filters = HashMap::from([("label", vec![format!("app_id={app_id}")])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(found) = docker.list_containers(Some(opts)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for id in found.into_iter().filter_map(|c| c.id) {
+        let gone = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Makes sure `reference` is in the engine: an image already there (by digest, as releases
 /// name them) is not pulled again.
 pub async fn ensure_image(reference: &str, credentials: Option<&PullCredentials>) -> Result<()> {

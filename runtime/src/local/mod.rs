@@ -900,6 +900,10 @@ impl Runtime for LocalRuntime {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(app);
         }
+        let orphans = docker::remove_app_containers(app_id).await;
+        if orphans > 0 {
+            tracing::info!(app, orphans, "removed containers no record named");
+        }
         let dir = self.app_dir(app_id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
