@@ -263,6 +263,26 @@ mod tests {
 
     /// Guards issue 8: the SSH listener's limits are settings (file, then environment), with
     /// the old hard-coded values as defaults.
+    /// Guards the push's wait for its rollout: default, file, environment, and 0 = no wait.
+    #[test]
+    fn release_wait_loads_from_file_and_environment() {
+        assert_eq!(Config::default().release_wait, Duration::from_secs(150));
+        let c = Config::load(
+            Some((Path::new("b.toml"), "release_wait = \"5m\"")),
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(c.release_wait, Duration::from_secs(300));
+        let env = HashMap::from([(
+            "WORKFLOW_BUILDER_RELEASE_WAIT".to_string(),
+            "0s".to_string(),
+        )]);
+        assert_eq!(
+            Config::load(None, &env).unwrap().release_wait,
+            Duration::ZERO
+        );
+    }
+
     #[test]
     fn ssh_limits_load_from_file_and_environment() {
         let d = Config::default().ssh_limits();
