@@ -131,6 +131,17 @@ impl Platform {
         v["token"].as_str().unwrap().to_string()
     }
 
+    /// Creates app `name` as the user whose API token is `token`.
+    pub async fn create_app(&self, token: &str, name: &str) {
+        self.rest(
+            reqwest::Method::POST,
+            "/v2/apps/",
+            Some(token),
+            Some(json!({ "id": name })),
+        )
+        .await;
+    }
+
     /// Helper.
     pub fn remote(&self, user: &str, token: &str, app: &str) -> String {
         self.git_url

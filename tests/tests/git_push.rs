@@ -3,20 +3,13 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use workflow_tests::git::{agit, checkout, commit, git, head, start};
 
 #[tokio::test]
 async fn http_push_builds_the_deploy_branch_and_releases() {
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let alice = p.user("alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     let remote = p.remote("alice", &alice, "hello");
 
@@ -112,13 +105,7 @@ async fn http_push_refuses_strangers_before_reading_the_pack() {
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let alice = p.user("alice").await;
     let bob = p.user("bob").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
 
     // Bob may not push to alice's app: the message names the app.
@@ -167,13 +154,7 @@ async fn http_push_refuses_strangers_before_reading_the_pack() {
 async fn second_push_to_a_busy_app_waits_then_is_refused() {
     let p = start(Duration::from_millis(500), Duration::ZERO).await;
     let alice = p.user("alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let remote = p.remote("alice", &alice, "hello");
     let slow = checkout(&p.home, p.dir.path(), "slow");
     std::fs::write(slow.join("SLOW"), "").unwrap();
@@ -205,13 +186,7 @@ async fn second_push_to_a_busy_app_waits_then_is_refused() {
 async fn a_push_building_the_running_image_makes_no_release() {
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let alice = p.user("alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     std::fs::write(src.join("SAME"), "").unwrap();
     commit(&p.home, &src, "reproducible");

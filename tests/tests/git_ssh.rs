@@ -171,13 +171,7 @@ async fn ssh_push_builds_the_deploy_branch_and_fetch_works() {
     }
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let (alice, key) = user_with_key(&p, "alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     let url = remote(&p, "hello");
     assert!(git(&p.home, &src, &["remote", "add", "deis", &url]).0);
@@ -249,13 +243,7 @@ async fn rsa_and_ecdsa_user_keys_work() {
     }
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let alice = p.user("alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let kinds: [(&str, &[&str]); 3] = [
         ("rsa", &["-t", "rsa", "-b", "3072"]),
         ("ecdsa256", &["-t", "ecdsa", "-b", "256"]),
@@ -298,13 +286,7 @@ async fn ssh_refuses_unknown_keys_strangers_and_everything_but_git() {
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let (alice, alice_key) = user_with_key(&p, "alice").await;
     let (_bob, bob_key) = user_with_key(&p, "bob").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     let url = remote(&p, "hello");
     let port = p.ssh_port;
@@ -683,13 +665,7 @@ async fn a_stop_lets_a_running_ssh_push_finish_within_the_grace_period() {
     }
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let (alice, key) = user_with_key(&p, "alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     std::fs::write(src.join("SLOW"), "").unwrap();
     commit(&p.home, &src, "slow");
@@ -728,13 +704,7 @@ async fn a_stop_cuts_an_ssh_push_that_outlasts_the_grace_period() {
     }
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let (alice, key) = user_with_key(&p, "alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     std::fs::write(src.join("SLOW"), "").unwrap();
     commit(&p.home, &src, "slow");
@@ -772,13 +742,7 @@ async fn an_unreachable_controller_is_named_not_a_permission_denied() {
     }
     let p = start(Duration::from_secs(5), Duration::ZERO).await;
     let (alice, key) = user_with_key(&p, "alice").await;
-    p.rest(
-        reqwest::Method::POST,
-        "/v2/apps/",
-        Some(&alice),
-        Some(json!({"id": "hello"})),
-    )
-    .await;
+    p.create_app(&alice, "hello").await;
     let src = checkout(&p.home, p.dir.path(), "hello");
     let url = remote(&p, "hello");
     let repo = p.dir.path().join("builder/repos/hello.git");
