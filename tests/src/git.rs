@@ -165,6 +165,15 @@ impl Platform {
 
 /// Starts both daemons; a second push to a busy app waits `push_wait`.
 pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
+    start_with(delay, |c| c.push_wait = push_wait).await
+}
+
+/// Starts both daemons, the builder's config changed by `tweak`; each scripted build takes
+/// `delay`.
+pub async fn start_with(
+    delay: Duration,
+    tweak: impl FnOnce(&mut workflow_builder::Config),
+) -> Platform {
     let ctl = RunningController::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -178,14 +187,14 @@ pub async fn start(push_wait: Duration, delay: Duration) -> Platform {
     let git_url = format!("http://{}", http.local_addr().unwrap());
     let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ssh_port = ssh.local_addr().unwrap().port();
-    let config = workflow_builder::Config {
+    let mut config = workflow_builder::Config {
         data_dir: dir.path().join("builder"),
         controller_url: ctl.grpc.clone(),
         platform_credential: ctl.builder_key.clone(),
         hook_program: Some(hook_program()),
-        push_wait,
         ..Default::default()
     };
+    tweak(&mut config);
     let platform = workflow_builder::platform::GrpcPlatform::new(
         &ctl.grpc,
         &workflow_common::grpc::PlatformCredential::new(&ctl.builder_key).unwrap(),

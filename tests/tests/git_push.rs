@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use workflow_tests::git::{agit, checkout, commit, git, head, start};
+use workflow_tests::git::{agit, checkout, commit, git, head, start, start_with};
 
 #[tokio::test]
 async fn http_push_builds_the_deploy_branch_and_releases() {
@@ -210,5 +210,68 @@ async fn a_push_building_the_running_image_makes_no_release() {
     assert_eq!(p.releases("hello", &alice).await, 2);
     let (_, refs) = agit(&p.home, &src, &["ls-remote", &remote, "refs/heads/main"]).await;
     assert!(refs.starts_with(&head(&p.home, &src)), "main moved: {refs}");
+    p.stop.cancel();
+}
+
+/// Guards `max_repo_bytes`: a push that would grow the repository over the limit is refused
+/// with the sizes, the branch stays where it was, and the builder keeps serving pushes.
+#[tokio::test]
+async fn a_push_over_the_repository_size_limit_is_refused() {
+    let p = start_with(Duration::ZERO, |c| c.max_repo_bytes = 400 * 1024).await;
+    let alice = p.user("alice").await;
+    p.create_app(&alice, "hello").await;
+    let src = checkout(&p.home, p.dir.path(), "hello");
+    let remote = p.remote("alice", &alice, "hello");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(ok, "{out}");
+    let before = head(&p.home, &src);
+
+    // Bytes git cannot compress.
+    let noise = |seed: u64, len: usize| -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    // One pack over the limit: git itself stops reading it (receive.maxInputSize).
+    std::fs::write(src.join("big.bin"), noise(1, 1 << 20)).unwrap();
+    commit(&p.home, &src, "big");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("pack exceeds maximum allowed size"), "{out}");
+    let (_, refs) = agit(&p.home, &src, &["ls-remote", &remote, "refs/heads/main"]).await;
+    assert!(refs.starts_with(&before), "main unchanged: {refs}");
+    assert!(git(&p.home, &src, &["reset", "-q", "--hard", "HEAD~1"]).0);
+
+    // Packs under the limit that would grow the repository over it: the builder refuses
+    // with the sizes.
+    std::fs::write(src.join("part1.bin"), noise(2, 250 * 1024)).unwrap();
+    commit(&p.home, &src, "part 1");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(ok, "{out}");
+    let before = head(&p.home, &src);
+    std::fs::write(src.join("part2.bin"), noise(3, 250 * 1024)).unwrap();
+    commit(&p.home, &src, "part 2");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("over the limit of 409600 bytes: remove large files from the history"),
+        "{out}"
+    );
+    let (_, refs) = agit(&p.home, &src, &["ls-remote", &remote, "refs/heads/main"]).await;
+    assert!(refs.starts_with(&before), "main unchanged: {refs}");
+    assert_eq!(p.releases("hello", &alice).await, 3);
+
+    // The builder keeps serving: the same push without the blob goes through.
+    assert!(git(&p.home, &src, &["reset", "-q", "--hard", "HEAD~1"]).0);
+    commit(&p.home, &src, "small");
+    let (ok, out) = agit(&p.home, &src, &["push", &remote, "main"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(p.releases("hello", &alice).await, 4);
     p.stop.cancel();
 }

@@ -315,6 +315,47 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A tar.gz holding one regular file whose stored name is `name`, written raw (the tar
+    /// crate refuses to write `..` itself, hostile archives do not).
+    fn archive_with(dir: &Path, name: &str) -> std::path::PathBuf {
+        let path = dir.join("hostile.tar.gz");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            f,
+            flate2::Compression::fast(),
+        ));
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, &b"evil"[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+        path
+    }
+
+    /// Guards unpacking a stored archive (build cache, source): an entry climbing out of
+    /// the destination or rooted elsewhere is refused, and nothing is written outside.
+    #[test]
+    fn archive_entries_escaping_the_directory_are_refused() {
+        for name in ["../escaped", "a/../../escaped", "/tmp/escaped-abs"] {
+            let d = tempfile::tempdir().unwrap();
+            let archive = archive_with(d.path(), name);
+            let dest = d.path().join("dest");
+            let e = unpack(&archive, &dest).unwrap_err().to_string();
+            assert!(e.contains("escapes the directory"), "{name}: {e}");
+            assert!(!d.path().join("escaped").exists(), "{name} was written");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let archive = archive_with(d.path(), "fine/file");
+        unpack(&archive, &d.path().join("dest")).unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join("dest/fine/file")).unwrap(),
+            b"evil"
+        );
+    }
+
     #[test]
     fn links_are_judged_lexically() {
         assert!(link_stays_inside(Path::new("a/b"), Path::new("../c")));
