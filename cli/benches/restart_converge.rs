@@ -27,7 +27,7 @@ use workflow_clients::controller::ControllerHooks;
 use workflow_common::grpc::PlatformCredential;
 use workflow_proto::controller::v1::{BuildKind, HookBuildRequest};
 
-use common::{Platform, git, ok, registered, up};
+use common::{HTTPD_WEB, Platform, checkout, git, ok, registered, token, up};
 
 /// Every process's pid by name, from the runtime's state files.
 fn pids(data: &Path) -> BTreeMap<String, u64> {
@@ -171,24 +171,15 @@ async fn main() {
         .as_str()
         .expect("controller_grpc")
         .to_string();
-    let profile: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(home.join(".deis/client.json")).unwrap())
-            .unwrap();
-    let token = profile["token"].as_str().expect("token").to_string();
+    let token = token(&home);
     let apps: Vec<String> = (0..n).map(|i| format!("a{i:03}")).collect();
 
     // The first app is pushed; its build is what the others run.
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&home, &src, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        src.join("Procfile"),
-        "web: exec busybox httpd -f -p $PORT -h .\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("index.html"), "hi\n").unwrap();
-    git(&home, &src, &["add", "-A"]);
-    git(&home, &src, &["commit", "-q", "-m", "first"]);
+    let src = checkout(
+        &home,
+        &dir.path().join("src"),
+        &[("Procfile", HTTPD_WEB), ("index.html", "hi\n")],
+    );
     ok(&home, &src, &["create", &apps[0], "--no-remote"]);
     ok(
         &home,

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{git, ok, registered, wait_until};
+use common::{HTTPD_WEB, checkout, git, ok, registered, wait_until};
 
 const APP: &str = "roll";
 
@@ -99,17 +99,14 @@ fn main() {
     let git_http = eps["git_http"].as_str().expect("git_http").to_string();
 
     // 1. Push to answering.
-    let src = dir.path().join(APP);
-    std::fs::create_dir_all(&src).unwrap();
-    git(&home, &src, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        src.join("Procfile"),
-        "web: exec busybox httpd -f -p $PORT -h .\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("index.html"), "hello from a rollout\n").unwrap();
-    git(&home, &src, &["add", "-A"]);
-    git(&home, &src, &["commit", "-q", "-m", "first"]);
+    let src = checkout(
+        &home,
+        &dir.path().join(APP),
+        &[
+            ("Procfile", HTTPD_WEB),
+            ("index.html", "hello from a rollout\n"),
+        ],
+    );
     ok(&home, &src, &["create", APP, "--no-remote"]);
     ok(
         &home,

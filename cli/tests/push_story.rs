@@ -11,8 +11,8 @@ use std::process::Command;
 
 use common::fixtures::{self, tool, write};
 use common::{
-    eventually, git, ok, pushed_digest, registered, registry_host, skopeo, ssh_command, ssh_keygen,
-    token, try_git,
+    HTTPD_WEB, checkout, eventually, git, ok, pushed_digest, registered, registry_host, skopeo,
+    ssh_command, ssh_keygen, token, try_git,
 };
 use workflow_proto::status::HasKind as _;
 
@@ -127,23 +127,15 @@ fn a_buildpack_app_pushed_over_ssh_then_https_builds_with_a_warm_cache() {
 
     let buildpack = dir.path().join("counter-buildpack");
     fixtures::caching_buildpack(&buildpack);
-    let src = dir.path().join("counter");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&home, &src, &["init", "-q", "-b", "main"]);
-    write(
-        &src,
+    let src = checkout(
+        &home,
+        &dir.path().join("counter"),
         &[
-            ("app.txt", "x", 0o644),
-            (
-                "Procfile",
-                "web: exec busybox httpd -f -p $PORT -h .\n",
-                0o644,
-            ),
-            ("index.html", "first push\n", 0o644),
+            ("app.txt", "x"),
+            ("Procfile", HTTPD_WEB),
+            ("index.html", "first push\n"),
         ],
     );
-    git(&home, &src, &["add", "-A"]);
-    git(&home, &src, &["commit", "-q", "-m", "first"]);
     // `deis create` adds the SSH remote; the buildpack is chosen by config.
     ok(&home, &src, &["create", "counter"]);
     let out = ok(

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::fixtures::tool;
 use common::{
-    deis, ok, pushed_digest, registry_host, skopeo, ssh_command, ssh_keygen, token, try_git, up,
+    HTTPD_WEB, checkout, deis, ok, pushed_digest, registry_host, skopeo, ssh_command, ssh_keygen,
+    token, try_git, up,
 };
 
 #[test]
@@ -52,23 +53,17 @@ fn keys_add_create_and_git_push_over_ssh_build_and_deploy() {
     );
     assert!(out.contains("alice@laptop"), "{out}");
 
-    let src = dir.path().join("hello");
-    std::fs::create_dir_all(&src).unwrap();
+    let src = checkout(
+        &home,
+        &dir.path().join("hello"),
+        &[("Procfile", HTTPD_WEB), ("index.html", "hello over ssh\n")],
+    );
     let ssh = ssh_command(&key);
     let git = |args: &[&str]| {
         let (pushed, text) = try_git(&home, &src, &[("GIT_SSH_COMMAND", &ssh)], args);
         assert!(pushed, "git {args:?}: {text}");
         text
     };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(
-        src.join("Procfile"),
-        "web: exec busybox httpd -f -p $PORT -h .\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("index.html"), "hello over ssh\n").unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "first"]);
 
     // `deis create` points the remote at the address the controller advertises.
     let out = ok(&home, &src, &["create", "hello"]);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{deis, eventually, ok, registered, skopeo, up};
+use common::{HTTPD_WEB, checkout, deis, eventually, git, ok, registered, skopeo, up};
 
 #[test]
 fn the_user_story_works_verbatim() {
@@ -504,44 +504,17 @@ fn git_push_builds_runs_and_answers_through_the_router() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (home, platform) = registered(dir.path());
-    let eps: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(platform.data.join("endpoints.json")).unwrap(),
-    )
-    .unwrap();
+    let eps = platform.endpoints();
     let git_http = eps["git_http"].as_str().expect("git_http").to_string();
     let router = eps["router"].as_str().expect("router").to_string();
-    let src = dir.path().join("hello");
-    std::fs::create_dir_all(&src).unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(&src)
-            .env("HOME", &home)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "git {args:?}: {text}");
-        text
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(
-        src.join("Procfile"),
-        "web: exec busybox httpd -f -p $PORT -h .\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("index.html"), "hello from a push\n").unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "first"]);
+    let src = checkout(
+        &home,
+        &dir.path().join("hello"),
+        &[
+            ("Procfile", HTTPD_WEB),
+            ("index.html", "hello from a push\n"),
+        ],
+    );
     ok(&home, &src, &["create", "hello", "--no-remote"]);
     ok(
         &home,
@@ -555,7 +528,7 @@ fn git_push_builds_runs_and_answers_through_the_router() {
             &git_http,
         ],
     );
-    let out = git(&["push", "deis", "main"]);
+    let out = git(&home, &src, &["push", "deis", "main"]);
     assert!(out.contains("Procfile app detected"), "{out}");
     assert!(out.contains("hello:v2 deployed"), "{out}");
     let releases = eventually(&home, &src, &["releases", "-a", "hello"], "deployed");

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Platform, deis, eventually, fails, find_numbers, git, have_busybox, ok, registered, try_git,
-    wait_until,
+    Platform, checkout, deis, eventually, fails, find_numbers, git, have_busybox, ok, registered,
+    try_git, wait_until,
 };
 
 /// `curl` through the router: (status, body). `extra` goes before the URL.
@@ -54,17 +54,17 @@ fn names(home: &Path, cwd: &Path, app: &str, kind: &str) -> Vec<String> {
 fn pushed_app(home: &Path, dir: &Path, platform: &Platform) -> std::path::PathBuf {
     let eps = platform.endpoints();
     let git_http = eps["git_http"].as_str().expect("git_http").to_string();
-    let src = dir.join("hello");
-    std::fs::create_dir_all(&src).unwrap();
-    git(home, &src, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        src.join("Procfile"),
-        "web: test -z \"$CRASH\" && exec busybox httpd -f -p $PORT -h .\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("index.html"), "hello from a push\n").unwrap();
-    git(home, &src, &["add", "-A"]);
-    git(home, &src, &["commit", "-q", "-m", "first"]);
+    let src = checkout(
+        home,
+        &dir.join("hello"),
+        &[
+            (
+                "Procfile",
+                "web: test -z \"$CRASH\" && exec busybox httpd -f -p $PORT -h .\n",
+            ),
+            ("index.html", "hello from a push\n"),
+        ],
+    );
     ok(home, &src, &["create", "hello", "--no-remote"]);
     ok(
         home,

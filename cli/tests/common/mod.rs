@@ -305,6 +305,25 @@ pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
     text
 }
 
+/// A web process serving the checkout's files with busybox httpd on `PORT`.
+pub const HTTPD_WEB: &str = "web: exec busybox httpd -f -p $PORT -h .\n";
+
+/// A new git checkout `dir` (branch `main`) holding `files` (path, text) in one commit.
+pub fn checkout(home: &Path, dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    git(home, dir, &["init", "-q", "-b", "main"]);
+    for (path, text) in files {
+        let p = dir.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+    }
+    git(home, dir, &["add", "-A"]);
+    git(home, dir, &["commit", "-q", "-m", "first"]);
+    dir.to_path_buf()
+}
+
 /// A fresh passphrase-less ed25519 key pair `dir/name` (`ssh-keygen`) with `comment`; answers
 /// the private key's path (the public key is beside it, `.pub`).
 pub fn ssh_keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
