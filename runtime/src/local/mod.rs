@@ -388,10 +388,6 @@ impl LocalRuntime {
         )))
     }
 
-    fn release_port(&self, port: u16) {
-        self.shared.release_port(port);
-    }
-
     /// Unpacks the release's image once; returns its root and config.
     async fn ensure_release(&self, app: &App, d: &Desired) -> Result<(PathBuf, ImageConfig)> {
         let image = d.image.as_ref().ok_or_else(|| {
@@ -583,11 +579,6 @@ impl LocalRuntime {
         h
     }
 
-    /// Stops `victims` (concurrently, each with its grace) and forgets them.
-    async fn stop_all(&self, app: &App, victims: Vec<Arc<Handle>>) {
-        stop_all(&self.shared, app, victims).await;
-    }
-
     /// Takes `victims` out of service without cutting requests: a routed process that is up
     /// is only marked draining (reported `terminating`, so the controller takes it out of
     /// the routes at once) and stopped when the drain is over; the others stop now.
@@ -613,7 +604,7 @@ impl LocalRuntime {
             app.save();
             reap_later(&self.shared, app, until);
         }
-        self.stop_all(app, now).await;
+        stop_all(&self.shared, app, now).await;
     }
 
     /// Removes unpacked releases no process uses any more.
@@ -647,7 +638,7 @@ impl LocalRuntime {
 
     async fn apply_locked(&self, app: &Arc<App>, d: &Desired) -> Result<Rollout> {
         if d.image.is_none() {
-            self.stop_all(app, app.handles()).await;
+            stop_all(&self.shared, app, app.handles()).await;
             return Ok(Rollout::Ready);
         }
         if let Some(reason) = app
@@ -893,7 +884,7 @@ impl Runtime for LocalRuntime {
         validate::app_id(app_id)?;
         if let Some(a) = self.app(app).filter(|a| a.id == app_id) {
             let _op = a.op.lock().await;
-            self.stop_all(&a, a.handles()).await;
+            stop_all(&self.shared, &a, a.handles()).await;
             self.shared
                 .apps
                 .lock()
@@ -989,7 +980,7 @@ impl Runtime for LocalRuntime {
         }
         a.save();
         if let Err(e) = self.wait_ready(&fresh).await {
-            self.stop_all(&a, fresh).await;
+            stop_all(&self.shared, &a, fresh).await;
             return Err(e);
         }
         self.retire(&a, chosen).await;
@@ -1065,7 +1056,7 @@ impl Runtime for LocalRuntime {
             container: None,
         };
         let result = run_once(&launch, timeout, self.shared.cfg.run_output_cap).await;
-        self.release_port(port);
+        self.shared.release_port(port);
         result
     }
 
