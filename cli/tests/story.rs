@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{HTTPD_WEB, checkout, deis, eventually, git, ok, registered, skopeo, up};
+use common::{
+    HTTPD_WEB, checkout, deis, eventually, git, ok, peer_registry, registered, skopeo, up,
+};
 
 #[test]
 fn the_user_story_works_verbatim() {
@@ -328,12 +330,7 @@ fn oci_layout(dir: &Path, seed: &str, index: bool) {
 
 #[test]
 fn deis_pull_from_a_registry_then_read_with_skopeo() {
-    let Ok(peer) = std::env::var("WORKFLOW_TEST_PEER_REGISTRY") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "WORKFLOW_TEST_PEER_REGISTRY is not set under CI: scripts/test starts docker-registry"
-        );
-        eprintln!("skipping: set WORKFLOW_TEST_PEER_REGISTRY (scripts/peers/docker-registry.sh)");
+    let Some(peer) = peer_registry() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Platform, checkout, deis, eventually, fails, find_numbers, git, have_busybox, ok, registered,
-    try_git, wait_until,
+    Platform, checkout, deis, eventually, fails, find_numbers, git, have_busybox, ok,
+    peer_registry, registered, try_git, wait_until,
 };
 
 /// `curl` through the router: (status, body). `extra` goes before the URL.
@@ -502,12 +502,7 @@ fn healthchecks_set_list_unset() {
 /// container, and a one-off run is a container of the same image that is removed afterwards.
 #[test]
 fn one_off_runs_of_an_image_release() {
-    let Ok(peer) = std::env::var("WORKFLOW_TEST_PEER_REGISTRY") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "WORKFLOW_TEST_PEER_REGISTRY is not set under CI"
-        );
-        eprintln!("skipping: set WORKFLOW_TEST_PEER_REGISTRY");
+    let Some(peer) = peer_registry() else {
         return;
     };
     let docker_ok = Command::new("docker")

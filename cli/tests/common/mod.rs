@@ -305,6 +305,20 @@ pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
     text
 }
 
+/// The peer registry's `host:port` (`WORKFLOW_TEST_PEER_REGISTRY`, started by
+/// scripts/peers/docker-registry.sh); `None` to skip, which fails under CI.
+pub fn peer_registry() -> Option<String> {
+    let peer = std::env::var("WORKFLOW_TEST_PEER_REGISTRY").ok();
+    if peer.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "WORKFLOW_TEST_PEER_REGISTRY is not set under CI: scripts/test starts docker-registry"
+        );
+        eprintln!("skipping: set WORKFLOW_TEST_PEER_REGISTRY (scripts/peers/docker-registry.sh)");
+    }
+    peer
+}
+
 /// A web process serving the checkout's files with busybox httpd on `PORT`.
 pub const HTTPD_WEB: &str = "web: exec busybox httpd -f -p $PORT -h .\n";
 
