@@ -122,7 +122,7 @@ async fn only_dead_backends_give_a_502_page() {
 }
 
 /// Guards the router against a backend that hangs up after reading the request: the client
-/// gets a 502 page, not a dropped connection (this path once ended in `unimplemented!()`).
+/// gets a 502 page, not a dropped connection (this path once panicked, unwritten).
 #[tokio::test]
 async fn a_backend_hanging_up_mid_request_gives_a_502_page() {
     use tokio::io::AsyncReadExt as _;
