@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{HTTPD_WEB, checkout, git, ok, registered, wait_until};
+use common::{HTTPD_WEB, checkout, git, ok, ps_list, registered, wait_until};
 
 const APP: &str = "roll";
 
@@ -47,15 +47,8 @@ fn newest(home: &Path, cwd: &Path) -> (i64, String) {
 
 /// The app's web processes that are up, from `deis ps --json`.
 fn web_up(home: &Path, cwd: &Path) -> Vec<String> {
-    let out = ok(home, cwd, &["ps", "-a", APP, "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("ps JSON");
-    let list = v
-        .get("results")
-        .and_then(|r| r.as_array())
-        .or_else(|| v.as_array())
-        .cloned()
-        .unwrap_or_default();
-    list.iter()
+    ps_list(home, cwd, APP)
+        .iter()
         .filter(|p| p["type"] == "web" && p["state"] == "up")
         .map(|p| p["name"].as_str().unwrap_or_default().to_string())
         .collect()

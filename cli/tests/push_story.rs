@@ -267,22 +267,18 @@ fn a_dockerfile_app_is_built_by_the_docker_engine_and_runs() {
     let registry = registry_host(&eps);
     let router = eps["router"].as_str().unwrap().to_string();
     let bob = bob(dir.path(), eps["controller"].as_str().unwrap());
-    let src = dir.path().join("dock");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&home, &src, &["init", "-q", "-b", "main"]);
     let dockerfile = format!(
         "FROM {}\nCOPY index.html /www/index.html\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
         fixtures::BUSYBOX_IMAGE
     );
-    write(
-        &src,
+    let src = checkout(
+        &home,
+        &dir.path().join("dock"),
         &[
-            ("Dockerfile", &dockerfile, 0o644),
-            ("index.html", "built by the engine\n", 0o644),
+            ("Dockerfile", &dockerfile),
+            ("index.html", "built by the engine\n"),
         ],
     );
-    git(&home, &src, &["add", "-A"]);
-    git(&home, &src, &["commit", "-q", "-m", "first"]);
     ok(&home, &src, &["create", "dock", "--no-remote"]);
     let info: serde_json::Value =
         serde_json::from_str(&ok(&home, &src, &["info", "-a", "dock", "--json"])).unwrap();

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::{
     Platform, checkout, deis, eventually, fails, find_numbers, git, have_busybox, ok,
-    peer_registry, registered, try_git, wait_until,
+    peer_registry, ps_list, registered, try_git, wait_until,
 };
 
 /// `curl` through the router: (status, body). `extra` goes before the URL.
@@ -32,15 +32,7 @@ fn get(router: &str, host: &str) -> (u16, String) {
 
 /// The names of the app's processes of `kind`, from `deis ps --json`.
 fn names(home: &Path, cwd: &Path, app: &str, kind: &str) -> Vec<String> {
-    let out = ok(home, cwd, &["ps", "-a", app, "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let list = v
-        .get("results")
-        .and_then(|r| r.as_array())
-        .or_else(|| v.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let mut n: Vec<String> = list
+    let mut n: Vec<String> = ps_list(home, cwd, app)
         .iter()
         .filter(|p| p["type"] == kind)
         .map(|p| p["name"].as_str().unwrap_or_default().to_string())

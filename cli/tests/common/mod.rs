@@ -90,11 +90,10 @@ pub fn runtime_states(data: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Kills the host processes and removes the containers (and their images) the runtime's
-/// state files name.
-fn stop_apps(data: &Path) {
-    // Containers by the app's label: one created just before `workflow up` was killed is in
-    // no state file yet.
+/// Removes the containers labelled with an app of the runtime under `data`; answers whether
+/// there were any.
+fn remove_labelled_containers(data: &Path) -> bool {
+    let mut found = false;
     for uuid in runtime_apps(data) {
         let out = Command::new("docker")
             .args(["ps", "-aq", "--filter", &format!("label=app_id={uuid}")])
@@ -104,6 +103,7 @@ fn stop_apps(data: &Path) {
             .unwrap_or_default();
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
+            found = true;
             let _ = Command::new("docker")
                 .args(["rm", "-f"])
                 .args(&ids)
@@ -112,19 +112,23 @@ fn stop_apps(data: &Path) {
                 .status();
         }
     }
+    found
+}
+
+/// Kills the host processes and removes the containers (and their images) the runtime's
+/// state files name.
+fn stop_apps(data: &Path) {
+    // Containers by the app's label (every one the runtime makes has it), so one created
+    // just before `workflow up` was killed, in no state file yet, goes too. The engine may
+    // still finish a create the killed process had sent: once more after a moment.
+    if remove_labelled_containers(data) {
+        std::thread::sleep(Duration::from_millis(500));
+        remove_labelled_containers(data);
+    }
     for state in runtime_states(data) {
         for pid in find_numbers(&state, "pid") {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let ids = find_strings(&state, "container_id");
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
         }
@@ -303,6 +307,17 @@ pub fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
     let (ok, text) = try_git(home, dir, &[], args);
     assert!(ok, "git {args:?}: {text}");
     text
+}
+
+/// The app's processes as `deis ps --json` lists them.
+pub fn ps_list(home: &Path, cwd: &Path, app: &str) -> Vec<serde_json::Value> {
+    let out = ok(home, cwd, &["ps", "-a", app, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ps JSON");
+    v.get("results")
+        .and_then(|r| r.as_array())
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The peer registry's `host:port` (`WORKFLOW_TEST_PEER_REGISTRY`, started by
