@@ -2,8 +2,8 @@
 //!
 //! - [`RequestBody`]: the client's body going upstream, cut off past the size limit
 //! - [`ResponseBody`]: what goes to the client, either a page of the router's own or the
-//!   backend's body; it returns the upstream connection to the pool once the body has ended
-//!   and writes the request log when it is done (or dropped: the client left)
+//!   backend's body (which returns its connection to the pool once it has ended); it writes
+//!   the request log when it is done (or dropped: the client left)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::access_log::{LogSink, RequestLog};
-use crate::pool::{Pool, Sender};
+use crate::upstream::UpstreamBody;
 
 /// The error of a streamed body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -129,28 +129,16 @@ impl Drop for LogGuard {
     }
 }
 
-/// Hands the upstream connection back once the response body has ended.
-#[derive(Debug)]
-pub struct Reuse {
-    /// The pool.
-    pub pool: Arc<Pool>,
-    /// The backend.
-    pub addr: std::net::SocketAddr,
-    /// The connection.
-    pub sender: Sender,
-}
-
 #[derive(Debug)]
 enum Inner {
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
 }
 
 /// What goes back to the client.
 #[derive(Debug)]
 pub struct ResponseBody {
     inner: Inner,
-    reuse: Option<Reuse>,
     // Boxed: the response is moved by value through several futures per request, and most
     // routers' responses carry no log.
     log: Option<Box<LogGuard>>,
@@ -161,16 +149,14 @@ impl ResponseBody {
     pub fn full(bytes: Bytes) -> ResponseBody {
         ResponseBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
-            reuse: None,
             log: None,
         }
     }
 
-    /// A backend's body; `reuse` returns its connection to the pool at the end.
-    pub fn upstream(body: Incoming, reuse: Option<Reuse>) -> ResponseBody {
+    /// A backend's body (it returns its connection to the pool at its end).
+    pub fn upstream(body: UpstreamBody) -> ResponseBody {
         ResponseBody {
             inner: Inner::Upstream(body),
-            reuse,
             log: None,
         }
     }
@@ -188,9 +174,6 @@ impl ResponseBody {
     }
 
     fn finished(&mut self) {
-        if let Some(r) = self.reuse.take() {
-            r.pool.put(r.addr, r.sender);
-        }
         // Log now rather than when hyper drops the body: the response is complete.
         self.log.take();
     }
@@ -207,14 +190,8 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let polled = match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
-                Poll::Ready(Some(Err(e))) => {
-                    // A broken upstream body must not be reused; the client sees a cut response.
-                    this.reuse = None;
-                    Poll::Ready(Some(Err(Box::new(e) as BoxError)))
-                }
-                other => other.map(|o| o.map(|r| r.map_err(|e| Box::new(e) as BoxError))),
-            },
+            // A broken upstream body is not reused; the client sees a cut response.
+            Inner::Upstream(body) => Pin::new(body).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -240,18 +217,6 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Upstream(b) => b.size_hint(),
-        }
-    }
-}
-
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        // An empty upstream body may be dropped by hyper without being polled to its end
-        // (HEAD, 204, 304): its connection is still good when the body says it has ended.
-        if let Inner::Upstream(b) = &self.inner
-            && b.is_end_stream()
-        {
-            self.finished();
         }
     }
 }

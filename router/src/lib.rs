@@ -14,6 +14,7 @@
 //! - `server`: listeners, connection cap, timeouts, TLS handshakes, draining
 //! - `proxy`: one request: routing decisions, forwarding, retries, upgrades
 //! - `pool`: keep-alive connections to backends
+//! - `upstream`: HTTP/1.1 exchanges with a backend, in the request's own task
 //! - `body`: streamed bodies, size limit, pooled-connection return, log on completion
 //! - `tls`: the SNI certificate resolver
 //! - `access_log`: request log lines and their sinks (CRI files for the logger's shipper)
@@ -34,6 +35,7 @@ pub mod proxy;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -239,6 +241,25 @@ async fn serve_listeners(
             None => Ok(()),
         }
     };
+    // Idle upstream connections nobody watches: the ones backends closed (or that idled too
+    // long) are let go now and then, so a backend gone with an old release holds no sockets.
+    let sweeper = {
+        let (pool, shutdown) = (shared.pool.clone(), shared.shutdown.clone());
+        async move {
+            let mut every = tokio::time::interval(pool::MAX_IDLE_AGE / 4);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        pool.sweep(pool::MAX_IDLE_AGE);
+                    }
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+    };
+    let sweeper = tokio::spawn(sweeper);
+    let _stop_sweeper = AbortOnDrop(sweeper);
     // The first listener to fail stops the router (an HTTPS set-up error must not leave a
     // half-started router running).
     tokio::try_join!(
@@ -251,4 +272,13 @@ async fn serve_listeners(
         https
     )?;
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

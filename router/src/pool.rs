@@ -1,28 +1,25 @@
 //! Upstream connections: HTTP/1.1 keep-alive connections per backend, reused once a response
 //! body has been read to its end.
 //!
-//! The pool is hand-rolled over hyper's connection API rather than hyper-util's pooled client
-//! so the proxy keeps the request when connecting fails or a pooled connection turns out dead
-//! before anything was written: that request can then go to another backend.
+//! Nothing watches an idle connection: it is checked when taken ([`Conn::is_usable`]: the
+//! backend has not closed it), and [`Pool::sweep`] drops the ones that closed or idled past
+//! [`MAX_IDLE_AGE`] (backends that went away with an old release among them).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-
-use crate::body::RequestBody;
 use crate::error::UpstreamError;
+use crate::upstream::Conn;
 
-/// A sender on one upstream connection.
-pub type Sender = SendRequest<RequestBody>;
+/// How long a connection may sit idle in the pool (nginx's upstream `keepalive_timeout`).
+pub const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 
 /// Idle connections per backend.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Sender>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
     max_idle: usize,
     connect_timeout: Duration,
 }
@@ -37,74 +34,42 @@ impl Pool {
         }
     }
 
-    /// An idle connection to `addr` that is still open, if any. It may not be ready to take
-    /// a request yet (its response just ended): [`Pool::ready`] waits for that.
-    pub fn take_idle(&self, addr: SocketAddr) -> Option<Sender> {
+    /// The most recently returned idle connection to `addr` that is still open, if any.
+    pub fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&addr)?;
-        while let Some(s) = list.pop() {
-            if !s.is_closed() {
-                return Some(s);
+        while let Some(c) = list.pop() {
+            if c.is_usable() {
+                return Some(c);
             }
             // Closed by the backend while idle: not reusable.
         }
         None
     }
 
-    /// Waits until a pooled connection takes a request; `false`: it never will (closed, or
-    /// stuck for the connect timeout).
-    pub async fn ready(&self, sender: &mut Sender) -> bool {
-        if sender.is_ready() {
-            return true;
-        }
-        matches!(
-            tokio::time::timeout(self.connect_timeout, sender.ready()).await,
-            Ok(Ok(()))
-        )
-    }
-
     /// A new connection to `addr`.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<Sender, UpstreamError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
-                Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
-            };
-        // Small request/response heads must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::Http {
-                addr,
-                message: e.to_string(),
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
-            }
-        });
-        Ok(sender)
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Conn, UpstreamError> {
+        Conn::connect(addr, self.connect_timeout).await
     }
 
-    /// Gives back a connection whose exchange is complete. hyper's connection task may not
-    /// have turned idle yet: the next user waits for that ([`Pool::ready`]) rather than this
-    /// one spawning a task per request to wait.
-    pub fn put(&self, addr: SocketAddr, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
-        self.push(addr, sender);
-    }
-
-    fn push(&self, addr: SocketAddr, sender: Sender) {
+    /// Gives back a connection whose exchange is complete.
+    pub fn put(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(conn.addr()).or_default();
         if list.len() < self.max_idle {
-            list.push(sender);
+            list.push(conn);
         }
+    }
+
+    /// Drops idle connections that closed or idled longer than `max_age`; returns how many
+    /// are left.
+    pub fn sweep(&self, max_age: Duration) -> usize {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|_, list| {
+            list.retain(|c| now.duration_since(c.idle_since) < max_age && c.is_usable());
+            !list.is_empty()
+        });
+        idle.values().map(Vec::len).sum()
     }
 }

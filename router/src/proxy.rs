@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
@@ -20,13 +20,14 @@ use tokio::time::Instant;
 use workflow_common::shutdown::Shutdown;
 
 use crate::access_log::{LogSink, RequestLog};
-use crate::body::{LogGuard, RequestBody, ResponseBody, Reuse};
+use crate::body::{LogGuard, RequestBody, ResponseBody};
 use crate::config::Config;
 use crate::error::UpstreamError;
 use crate::io::{Activity, Gated};
 use crate::pages;
 use crate::pool::Pool;
 use crate::state::{Entry, State};
+use crate::upstream::{self, Exchange, SendError};
 
 /// What every connection of the router shares.
 pub struct Shared {
@@ -276,33 +277,17 @@ fn route<'a>(
     Route::Forward(entry, host)
 }
 
-/// Headers that describe one hop only and are never forwarded (RFC 9110 7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
-
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+/// The headers a request's `Connection` header names as hop-by-hop (besides the standard
+/// ones, which are never forwarded): they stay with this hop too.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
-    }
+        .filter(|n| !upstream::is_hop_by_hop(n.as_str()))
+        .collect()
 }
 
 /// The `Upgrade` a request asks for (with `Connection: upgrade`), if any.
@@ -321,10 +306,6 @@ fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
 
 async fn forward<'a>(
     shared: &Arc<Shared>,
@@ -337,59 +318,58 @@ async fn forward<'a>(
     let app = entry.routes.app.as_str();
     let upgrade = upgrade_of(req.headers());
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
 
-    let headers = &mut parts.headers;
-    strip_hop_by_hop(headers);
-    if let Some(u) = &upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, u.clone());
-    }
-    if !headers.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(http_host)
-    {
-        headers.insert(header::HOST, v);
-    }
+    // The forwarding headers, written after the client's own (replacing any it sent).
+    let headers = &parts.headers;
+    let xff_appended;
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => {
-            HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip().to_canonical())).ok()
+            xff_appended = format!("{prev}, {}", conn.peer.ip().to_canonical());
+            xff_appended.as_bytes()
         }
-        _ => Some(conn.client_ip.clone()),
+        _ => conn.client_ip.as_bytes(),
     };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    let proto: &[u8] = if conn.tls { b"https" } else { b"http" };
+    let start = request_start();
+    let mut added: [(&str, &[u8]); 8] = [("", b""); 8];
+    let mut n = 0;
+    let mut add = |name, value| {
+        added[n] = (name, value);
+        n += 1;
+    };
+    // The Host header as sent (it is plain ASCII: other hosts got the bad-host page), or the
+    // request target's authority when there was none.
+    let host_sent = headers.get(header::HOST).map(HeaderValue::as_bytes);
+    if host_sent.is_none() {
+        add("host", http_host.as_bytes());
     }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    add("x-forwarded-for", xff);
+    add("x-forwarded-proto", proto);
+    add("x-forwarded-port", conn.port_header.as_bytes());
+    add(
+        "x-forwarded-host",
+        host_sent.unwrap_or(http_host.as_bytes()),
     );
-    headers.insert(X_FORWARDED_PORT.clone(), conn.port_header.clone());
-    // The Host header as sent (it is plain ASCII: other hosts got the bad-host page).
-    if let Some(v) = headers.get(header::HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
+    add("x-request-start", start.as_bytes());
+    if let Some(u) = &upgrade {
+        add("connection", b"upgrade");
+        add("upgrade", u.as_bytes());
     }
-    headers.insert(X_REQUEST_START.clone(), request_start());
-    parts.version = Version::HTTP_11;
-    // Origin-form (`/path?query`, what clients send) goes as is; absolute-form (proxy
-    // requests) loses its scheme and authority.
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .parse::<Uri>()
-            .unwrap_or_else(|_| Uri::from_static("/"));
-    }
-    parts.extensions = http::Extensions::new();
-    let body = if upgrade.is_some() {
+    let dropped = connection_named(headers);
+    let forwarded = upstream::Forwarded {
+        added: &added[..n],
+        dropped: &dropped,
+    };
+    // The request line names only the path and query (`upstream` writes it): an absolute-form
+    // request (a proxy request) loses its scheme and authority there.
+    let mut body = if upgrade.is_some() {
         // An upgrade request's body (if any) is the tunnel's; nothing goes before the 101.
         drop(body);
         RequestBody::empty()
     } else {
         RequestBody::new(body, shared.config.max_body_bytes)
     };
-    let mut req = Request::from_parts(parts, body);
 
     let backends = &entry.routes.backends;
     let n = backends.len();
@@ -399,18 +379,12 @@ async fn forward<'a>(
     'backends: for i in 0..attempts {
         let addr = backends[(first + i) % n];
         loop {
-            let (mut sender, fresh) = match shared.pool.take_idle(addr) {
-                // The waits below are rare (a connection just returned, a new connection) and
-                // their futures are large: boxed, they stay out of every request's future,
-                // which is moved by value per request.
-                Some(mut s) => {
-                    if !s.is_ready() && !Box::pin(shared.pool.ready(&mut s)).await {
-                        continue;
-                    }
-                    (s, false)
-                }
+            let (upstream_conn, fresh) = match shared.pool.take_idle(addr) {
+                Some(c) => (c, false),
+                // Boxed: connecting is the rare path and its future is large; it stays out of
+                // every request's future, which is moved by value per request.
                 None => match Box::pin(shared.pool.connect(addr)).await {
-                    Ok(s) => (s, true),
+                    Ok(c) => (c, true),
                     Err(e) => {
                         tracing::warn!(app, backend = %addr, error = %e, "backend unreachable; trying the next one");
                         crate::metrics::metrics().upstream_failures.inc();
@@ -420,23 +394,26 @@ async fn forward<'a>(
                 },
             };
             let sent_at = Instant::now();
-            let result =
-                tokio::time::timeout(shared.config.upstream_timeout, sender.try_send_request(req))
-                    .await;
+            let result = tokio::time::timeout(
+                shared.config.upstream_timeout,
+                upstream::send(upstream_conn, &parts, &forwarded, &mut body),
+            )
+            .await;
+            let fail = |response: Response<Bytes>| Outcome {
+                response: response.map(ResponseBody::full),
+                app: Some(entry.clone()),
+                server_name: host.clone(),
+                upstream: Some(addr),
+                upstream_time: Some(sent_at.elapsed()),
+            };
             match result {
                 Err(_) => {
                     tracing::warn!(app, backend = %addr, "backend did not answer within the upstream timeout");
-                    return Outcome {
-                        response: pages::gateway_timeout(app).map(ResponseBody::full),
-                        app: Some(entry.clone()),
-                        server_name: host,
-                        upstream: Some(addr),
-                        upstream_time: Some(sent_at.elapsed()),
-                    };
+                    return fail(pages::gateway_timeout(app));
                 }
-                Ok(Ok(resp)) => {
+                Ok(Ok(exchange)) => {
                     let upstream_time = sent_at.elapsed();
-                    let response = respond(shared, conn, resp, client_upgrade, addr, sender, app);
+                    let response = respond(shared, conn, exchange, client_upgrade, app);
                     return Outcome {
                         response,
                         app: Some(entry.clone()),
@@ -445,40 +422,21 @@ async fn forward<'a>(
                         upstream_time: Some(upstream_time),
                     };
                 }
-                Ok(Err(mut e)) => {
-                    let source = UpstreamError::Http {
-                        addr,
-                        message: e.error().to_string(),
-                    };
-                    match e.take_message() {
-                        // Nothing was written: the request can go elsewhere.
-                        Some(back) => {
-                            req = back;
-                            if fresh {
-                                tracing::warn!(app, backend = %addr, error = %source, "backend refused the request before it was sent; trying the next one");
-                                last_error = Some(source);
-                                continue 'backends;
-                            }
-                            // A pooled connection that died while idle: try another one.
-                            continue;
-                        }
-                        None => {
-                            tracing::warn!(app, backend = %addr, error = %source, "backend failed mid-request");
-                            let too_large = is_too_large(e.error());
-                            let resp = if too_large {
-                                pages::too_large(shared.config.max_body_bytes)
-                            } else {
-                                pages::bad_gateway(app)
-                            };
-                            return Outcome {
-                                response: resp.map(ResponseBody::full),
-                                app: Some(entry.clone()),
-                                server_name: host,
-                                upstream: Some(addr),
-                                upstream_time: Some(sent_at.elapsed()),
-                            };
-                        }
+                Ok(Err(SendError::Retry(e))) => {
+                    if fresh {
+                        tracing::warn!(app, backend = %addr, error = %e, "backend refused the request before it was sent; trying the next one");
+                        last_error = Some(e);
+                        continue 'backends;
                     }
+                    // A pooled connection the backend had closed: try another one.
+                    tracing::debug!(app, backend = %addr, error = %e, "pooled connection was closed; retrying");
+                }
+                Ok(Err(SendError::Failed { error, too_large })) => {
+                    if too_large {
+                        return fail(pages::too_large(shared.config.max_body_bytes));
+                    }
+                    tracing::warn!(app, backend = %addr, error = %error, "backend failed mid-request");
+                    return fail(pages::bad_gateway(app));
                 }
             }
         }
@@ -508,84 +466,78 @@ fn request_start() -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).expect("digits and a dot are a header value")
 }
 
-/// Whether a failed exchange failed because the client's body was over the limit.
-fn is_too_large(e: &hyper::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<crate::body::TooLarge>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
 /// Turns the backend's response into the client's: hop-by-hop headers go, the body streams,
 /// and an accepted upgrade becomes a tunnel.
 fn respond(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    mut resp: Response<Incoming>,
+    mut exchange: Exchange,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    addr: SocketAddr,
-    sender: crate::pool::Sender,
     app: &str,
 ) -> Response<ResponseBody> {
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client) = client_upgrade
-    {
-        let upgrade = resp.headers().get(header::UPGRADE).cloned();
-        let upstream = hyper::upgrade::on(&mut resp);
-        let (mut parts, _) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Some(u) = upgrade {
-            parts.headers.insert(header::UPGRADE, u);
+    let head = &mut exchange.head;
+    let upgrade = head.upgrade.take();
+    let mut builder = Response::builder().status(head.status);
+    if let Some(h) = builder.headers_mut() {
+        *h = std::mem::take(&mut head.headers);
+    }
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client) = client_upgrade else {
+            tracing::warn!(app, backend = %exchange.addr(), "backend switched protocols unasked");
+            return pages::bad_gateway(app).map(ResponseBody::full);
+        };
+        if let Some(h) = builder.headers_mut() {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(u) = upgrade {
+                h.insert(header::UPGRADE, u);
+            }
         }
         let idle = shared.config.idle_timeout;
         let activity = conn.activity.clone();
         let permit = conn.permit.clone();
         let shutdown = shared.shutdown.clone();
         let app = app.to_string();
-        // The upstream connection belongs to the tunnel now; `sender` is done.
-        drop(sender);
+        let upstream = exchange.into_tunnel();
         tokio::spawn(async move {
             tunnel(client, upstream, idle, activity, shutdown, &app).await;
             drop(permit);
         });
-        return Response::from_parts(parts, ResponseBody::full(Bytes::new()));
+        return builder
+            .body(ResponseBody::full(Bytes::new()))
+            .unwrap_or_else(|_| pages::bad_gateway("").map(ResponseBody::full));
     }
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    let reuse = Reuse {
-        pool: shared.pool.clone(),
-        addr,
-        sender,
-    };
-    Response::from_parts(parts, ResponseBody::upstream(body, Some(reuse)))
+    let body = ResponseBody::upstream(exchange.into_body(Some(shared.pool.clone())));
+    match builder.body(body) {
+        Ok(r) => r,
+        Err(_) => pages::bad_gateway(app).map(ResponseBody::full),
+    }
 }
 
 /// Copies bytes both ways between an upgraded client and backend until either side closes,
 /// the connection idles out, or the shutdown grace period ends.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
+    (mut upstream, early): (tokio::net::TcpStream, Bytes),
     idle: Duration,
     activity: Arc<Activity>,
     shutdown: Shutdown,
     app: &str,
 ) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
+    let client = match client.await {
+        Ok(c) => c,
         Err(e) => {
             tracing::debug!(app, error = %e, "upgrade did not complete");
             return;
         }
     };
     let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
+    // What the backend sent right after its 101 goes first.
+    if !early.is_empty()
+        && let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut client, &early).await
+    {
+        tracing::debug!(app, error = %e, "tunnel ended");
+        return;
+    }
     // Watched apart from the copy, which wakes the task on every chunk.
     let watch = Gated::new(async move {
         tokio::select! {
@@ -628,22 +580,14 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_headers_do_not_pass() {
+    fn headers_the_connection_header_names_stay_behind() {
         let mut h = HeaderMap::new();
         h.insert(
             header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
+            HeaderValue::from_static("keep-alive, x-secret, Upgrade"),
         );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-kept"));
+        let named = connection_named(&h);
+        assert_eq!(named, vec![HeaderName::from_static("x-secret")]);
     }
 
     #[test]

@@ -1,0 +1,1070 @@
+//! HTTP/1.1 to a backend, driven inside the client request's own task.
+//!
+//! A generic client runs each upstream connection as a task of its own and hands requests,
+//! responses and body chunks to it over channels: three or four task wake-ups per request on
+//! top of the socket's. Here the request's task writes the head, reads the response head and
+//! the body straight from the socket, as nginx's event loop does, and the connection goes back
+//! to the pool when the body has been read to its end.
+//!
+//! Framing follows RFC 9112: the request keeps the client's `Content-Length`, or is sent
+//! chunked when its length is unknown; the response is delimited by no body (HEAD, 1xx, 204,
+//! 304), `Transfer-Encoding: chunked`, `Content-Length`, or the connection's close (then the
+//! connection is not reused). Interim responses (`100 Continue`) are skipped; `101` hands the
+//! connection over for a tunnel.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::{BoxError, RequestBody, TooLarge};
+use crate::error::UpstreamError;
+
+/// The most header lines a backend's response head may have.
+const MAX_HEADERS: usize = 100;
+/// The longest a backend's response head may be.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The longest a chunk-size line or a trailer line may be.
+const MAX_LINE: usize = 4096;
+/// Read size for bodies (the buffer grows to it once, then is reused).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One keep-alive connection to a backend.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    /// Bytes read from the backend and not consumed yet.
+    rbuf: BytesMut,
+    /// The request head being written (kept: its capacity is reused).
+    wbuf: Vec<u8>,
+    addr: SocketAddr,
+    /// How many exchanges completed on it.
+    served: u64,
+    /// When it was last put back in the pool.
+    pub(crate) idle_since: Instant,
+}
+
+impl Conn {
+    /// Connects to `addr` within `timeout`.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, UpstreamError> {
+        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
+            Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
+        };
+        // Small request/response heads must not wait for Nagle.
+        let _ = io.set_nodelay(true);
+        Ok(Conn {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            addr,
+            served: 0,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// The backend.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether an idle connection can still carry a request: nothing arrived on it while it
+    /// was idle (neither the backend's close nor stray bytes).
+    pub fn is_usable(&self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// The socket and the bytes already read past the response head, for a tunnel.
+    pub fn into_parts(self) -> (TcpStream, Bytes) {
+        (self.io, self.rbuf.freeze())
+    }
+}
+
+/// How the request body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqFraming {
+    /// No body.
+    Empty,
+    /// The client's `Content-Length`, forwarded.
+    Length,
+    /// Length unknown: sent chunked.
+    Chunked,
+}
+
+/// A response head from the backend.
+#[derive(Debug)]
+pub struct Head {
+    /// Status.
+    pub status: StatusCode,
+    /// The backend's HTTP version.
+    pub version: Version,
+    /// The end-to-end headers: hop-by-hop ones (RFC 9110 7.6.1), and those its `Connection`
+    /// header names, are left out.
+    pub headers: HeaderMap,
+    /// Its `Upgrade` header (for a `101`).
+    pub upgrade: Option<HeaderValue>,
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive` (what an HTTP/1.0 backend must say to keep it open).
+    keep_alive: bool,
+    /// `Transfer-Encoding`, if any: whether its last coding is `chunked`.
+    chunked: Option<bool>,
+    /// `Content-Length`, if any (or why it is unusable).
+    length: Result<Option<u64>, &'static str>,
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The backend never saw a complete request (or, on a reused connection, closed it
+    /// before answering a request that can be repeated): it can go to another connection.
+    Retry(UpstreamError),
+    /// The exchange failed once the request was on its way.
+    Failed {
+        /// Why.
+        error: UpstreamError,
+        /// The client's body went over the size limit.
+        too_large: bool,
+    },
+}
+
+/// A response head read from a backend, with its connection and how its body is delimited.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The head.
+    pub head: Head,
+    conn: Conn,
+    kind: Kind,
+    reusable: bool,
+}
+
+impl Exchange {
+    /// The backend.
+    pub fn addr(&self) -> SocketAddr {
+        self.conn.addr
+    }
+
+    /// The response body, read from the connection; `pool` gets the connection back once the
+    /// body has ended, if it can carry another request.
+    pub fn into_body(self, pool: Option<std::sync::Arc<crate::pool::Pool>>) -> UpstreamBody {
+        UpstreamBody {
+            conn: Some(self.conn),
+            kind: self.kind,
+            chunk: ChunkState::Size,
+            pool: pool.filter(|_| self.reusable),
+        }
+    }
+
+    /// The connection after a `101`, for a tunnel: the socket and the bytes the backend
+    /// already sent past the head.
+    pub fn into_tunnel(self) -> (TcpStream, Bytes) {
+        self.conn.into_parts()
+    }
+}
+
+/// What the router writes in a forwarded request's head besides the client's own headers.
+#[derive(Debug, Default)]
+pub struct Forwarded<'a> {
+    /// Header lines written after the client's; each replaces any the client sent by that
+    /// name. Names in lowercase.
+    pub added: &'a [(&'a str, &'a [u8])],
+    /// Client headers left out besides the hop-by-hop ones: those its `Connection` names.
+    pub dropped: &'a [HeaderName],
+}
+
+/// Sends the request `parts` with `body` on `conn` and reads the response head.
+///
+/// The head is written first; a body is then streamed while the response head is awaited, so
+/// a backend answering early (a 413, a redirect) is heard.
+pub async fn send(
+    mut conn: Conn,
+    parts: &Parts,
+    forwarded: &Forwarded<'_>,
+    body: &mut RequestBody,
+) -> Result<Exchange, SendError> {
+    let framing = if body.is_end_stream() {
+        ReqFraming::Empty
+    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+        ReqFraming::Length
+    } else {
+        ReqFraming::Chunked
+    };
+    let addr = conn.addr;
+    let reused = conn.served > 0;
+    let failed = |error: UpstreamError| SendError::Failed {
+        error,
+        too_large: false,
+    };
+    encode_head(&mut conn.wbuf, parts, forwarded, framing);
+    if let Err(e) = conn.io.write_all(&conn.wbuf).await {
+        // Part of a head is no request: the backend answers nothing to it.
+        return Err(SendError::Retry(io_error(addr, "writing the request", &e)));
+    }
+    let mut body_sent = true;
+    let result = if framing == ReqFraming::Empty {
+        read_head(&mut conn.io, &mut conn.rbuf).await
+    } else {
+        let (mut rd, mut wr) = conn.io.split();
+        let write = write_body(&mut wr, body, framing == ReqFraming::Chunked);
+        let read = read_head(&mut rd, &mut conn.rbuf);
+        tokio::pin!(write, read);
+        body_sent = false;
+        let mut writing = true;
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut read => break r,
+                w = &mut write, if writing => match w {
+                    Ok(()) => {
+                        writing = false;
+                        body_sent = true;
+                    }
+                    Err(BodyError::Client(e)) => {
+                        return Err(SendError::Failed {
+                            too_large: e.is::<TooLarge>(),
+                            error: UpstreamError::Http {
+                                addr,
+                                message: format!("reading the client's body: {e}"),
+                            },
+                        });
+                    }
+                    // The backend stopped reading: it may still have answered.
+                    Err(BodyError::Io) => writing = false,
+                },
+            }
+        }
+    };
+    let mut head = match result {
+        Ok(head) => head,
+        Err(HeadError::Closed { received }) => {
+            let error = UpstreamError::Http {
+                addr,
+                message: "closed the connection without answering".into(),
+            };
+            let repeatable = framing == ReqFraming::Empty && idempotent(&parts.method);
+            return Err(if reused && received == 0 && repeatable {
+                SendError::Retry(error)
+            } else {
+                failed(error)
+            });
+        }
+        Err(HeadError::Io(e)) => return Err(failed(io_error(addr, "reading the response", &e))),
+        Err(HeadError::Malformed(why)) => {
+            return Err(failed(UpstreamError::Http {
+                addr,
+                message: format!("malformed response head: {why}"),
+            }));
+        }
+    };
+    let no_body = parts.method == Method::HEAD
+        || head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    let kind = match (no_body, head.chunked, head.length) {
+        (true, _, _) => Kind::Length(0),
+        (false, Some(true), _) => Kind::Chunked,
+        (false, Some(false), _) => Kind::Eof,
+        (false, None, Ok(Some(n))) => Kind::Length(n),
+        (false, None, Ok(None)) => Kind::Eof,
+        (false, None, Err(why)) => {
+            return Err(failed(UpstreamError::Http {
+                addr,
+                message: why.into(),
+            }));
+        }
+    };
+    let keeps_alive = if head.version == Version::HTTP_10 {
+        head.keep_alive
+    } else {
+        !head.close
+    };
+    let reusable = body_sent
+        && keeps_alive
+        && kind != Kind::Eof
+        && head.status != StatusCode::SWITCHING_PROTOCOLS
+        // Both framings at once: a smuggling attempt or a broken backend, not to be trusted twice.
+        && (head.chunked.is_none() || matches!(head.length, Ok(None)));
+    if head.chunked.is_some() {
+        head.headers.remove(header::CONTENT_LENGTH);
+    }
+    conn.served += 1;
+    Ok(Exchange {
+        head,
+        conn,
+        kind,
+        reusable,
+    })
+}
+
+fn io_error(addr: SocketAddr, doing: &str, e: &std::io::Error) -> UpstreamError {
+    UpstreamError::Http {
+        addr,
+        message: format!("{doing}: {e}"),
+    }
+}
+
+/// Methods a backend must treat as safe to repeat (RFC 9110 9.2.2).
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Writes the request line and headers into `buf` (cleared first): the client's end-to-end
+/// headers, then the router's.
+fn encode_head(buf: &mut Vec<u8>, parts: &Parts, forwarded: &Forwarded<'_>, framing: ReqFraming) {
+    buf.clear();
+    buf.extend_from_slice(parts.method.as_str().as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        let n = name.as_str();
+        if is_hop_by_hop(n)
+            || (framing != ReqFraming::Length && name == header::CONTENT_LENGTH)
+            || forwarded.added.iter().any(|(a, _)| *a == n)
+            || forwarded.dropped.contains(name)
+        {
+            continue;
+        }
+        header_line(buf, n.as_bytes(), value.as_bytes());
+    }
+    for (name, value) in forwarded.added {
+        header_line(buf, name.as_bytes(), value);
+    }
+    match framing {
+        ReqFraming::Chunked => buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A body-less POST or PUT still says so: some servers wait for a length otherwise.
+        ReqFraming::Empty if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) => {
+            buf.extend_from_slice(b"content-length: 0\r\n");
+        }
+        _ => {}
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+fn header_line(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
+enum BodyError {
+    /// The client's body failed (cut off, over the limit).
+    Client(BoxError),
+    /// Writing to the backend failed.
+    Io,
+}
+
+/// Streams the client's body to the backend, chunk-encoded when `chunked`.
+async fn write_body<W>(w: &mut W, body: &mut RequestBody, chunked: bool) -> Result<(), BodyError>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+        let frame = frame.map_err(BodyError::Client)?;
+        let Ok(data) = frame.into_data() else {
+            // Trailers are not forwarded.
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            let size = format!("{:x}\r\n", data.len());
+            w.write_all(size.as_bytes())
+                .await
+                .map_err(|_| BodyError::Io)?;
+            w.write_all(&data).await.map_err(|_| BodyError::Io)?;
+            w.write_all(b"\r\n").await.map_err(|_| BodyError::Io)?;
+        } else {
+            w.write_all(&data).await.map_err(|_| BodyError::Io)?;
+        }
+    }
+    if chunked {
+        w.write_all(b"0\r\n\r\n").await.map_err(|_| BodyError::Io)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+enum HeadError {
+    /// The backend closed the connection; `received` bytes of a head had arrived.
+    Closed {
+        received: usize,
+    },
+    Io(std::io::Error),
+    Malformed(String),
+}
+
+/// Reads a final response head (interim 1xx heads other than 101 are skipped) from `r`,
+/// leaving any bytes past it in `buf`.
+async fn read_head<R>(r: &mut R, buf: &mut BytesMut) -> Result<Head, HeadError>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut received = 0;
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf)? {
+                Some(head)
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    continue;
+                }
+                Some(head) => return Ok(head),
+                None => {}
+            }
+            if buf.len() >= MAX_HEAD_BYTES {
+                return Err(HeadError::Malformed(format!(
+                    "longer than {MAX_HEAD_BYTES} bytes"
+                )));
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_CHUNK);
+        }
+        let n = tokio::io::AsyncReadExt::read_buf(r, buf)
+            .await
+            .map_err(HeadError::Io)?;
+        if n == 0 {
+            return Err(HeadError::Closed { received });
+        }
+        received += n;
+    }
+}
+
+/// Parses a complete head at the start of `buf` and takes it out; `None`: not complete yet.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    };
+    let code = resp.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| HeadError::Malformed(format!("status code {code}")))?;
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Where each name and value sits in the head, so the values can share its bytes.
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = resp.headers.len();
+    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        // The head is at most MAX_HEAD_BYTES long: offsets fit.
+        *span = (
+            name as u32,
+            h.name.len() as u32,
+            value as u32,
+            h.value.len() as u32,
+        );
+    }
+    let bytes = buf.split_to(len).freeze();
+    let mut head = Head {
+        status,
+        version,
+        headers: HeaderMap::with_capacity(count),
+        upgrade: None,
+        close: false,
+        keep_alive: false,
+        chunked: None,
+        length: Ok(None),
+    };
+    // Headers the backend's `Connection` names (rare): dropped once all are in.
+    let mut named: Vec<HeaderName> = Vec::new();
+    for &(n, nl, v, vl) in &spans[..count] {
+        let name = HeaderName::from_bytes(&bytes[n as usize..(n + nl) as usize])
+            .map_err(|_| HeadError::Malformed("a header name".into()))?;
+        let value = HeaderValue::from_maybe_shared(bytes.slice(v as usize..(v + vl) as usize))
+            .map_err(|_| HeadError::Malformed(format!("the value of {name}")))?;
+        if name == header::CONTENT_LENGTH {
+            head.length = head.length.and_then(|prev| content_length(prev, &value));
+        } else if name == header::CONNECTION {
+            for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    head.close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    head.keep_alive = true;
+                } else if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(n);
+                }
+            }
+            continue;
+        } else if name == header::TRANSFER_ENCODING {
+            let last = value
+                .to_str()
+                .unwrap_or("")
+                .rsplit(',')
+                .next()
+                .unwrap_or("");
+            head.chunked = Some(last.trim().eq_ignore_ascii_case("chunked"));
+            continue;
+        } else if name == header::UPGRADE {
+            head.upgrade = Some(value);
+            continue;
+        } else if is_hop_by_hop(name.as_str()) {
+            continue;
+        }
+        head.headers.append(name, value);
+    }
+    for n in named {
+        head.headers.remove(n);
+    }
+    Ok(Some(head))
+}
+
+/// Headers that describe one hop only (RFC 9110 7.6.1), never forwarded.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authenticate"
+    )
+}
+
+/// Adds a `Content-Length` header's value(s) to what earlier ones said: all must agree.
+fn content_length(prev: Option<u64>, value: &HeaderValue) -> Result<Option<u64>, &'static str> {
+    const BAD: &str = "an invalid Content-Length";
+    let mut length = prev;
+    for part in value.to_str().map_err(|_| BAD)?.split(',') {
+        let part = part.trim();
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BAD);
+        }
+        let n: u64 = part.parse().map_err(|_| BAD)?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting Content-Length values");
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
+/// How a response body is delimited (RFC 9112 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// This many bytes are left.
+    Length(u64),
+    /// Chunked.
+    Chunked,
+    /// Until the backend closes the connection.
+    Eof,
+}
+
+/// Where a chunked body's decoding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk, this many bytes left.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines, up to the empty line.
+    Trailers,
+}
+
+/// A backend's response body, read from its connection by whoever polls it.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    /// `None` once the body has ended (or failed).
+    conn: Option<Conn>,
+    kind: Kind,
+    chunk: ChunkState,
+    /// Where the connection goes after the end (none: it closes).
+    pool: Option<std::sync::Arc<crate::pool::Pool>>,
+}
+
+/// A body error the client side sees as a cut response.
+#[derive(Debug, thiserror::Error)]
+#[error("backend {addr}: {what}")]
+pub struct BodyFailed {
+    addr: SocketAddr,
+    what: String,
+}
+
+enum Step {
+    Data(Bytes),
+    More,
+    End,
+}
+
+impl UpstreamBody {
+    fn fail(&mut self, what: impl Into<String>) -> BoxError {
+        let addr = self
+            .conn
+            .take()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.addr);
+        Box::new(BodyFailed {
+            addr,
+            what: what.into(),
+        })
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut conn) = self.conn.take()
+            && let Some(pool) = self.pool.take()
+            && conn.rbuf.is_empty()
+        {
+            conn.idle_since = Instant::now();
+            pool.put(conn);
+        }
+    }
+
+    /// Takes what the buffer holds of the body.
+    fn step(&mut self) -> Result<Step, String> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Step::End);
+        };
+        let buf = &mut conn.rbuf;
+        match &mut self.kind {
+            Kind::Length(0) => Ok(Step::End),
+            Kind::Length(left) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = (*left).min(buf.len() as u64) as usize;
+                *left -= n as u64;
+                Ok(Step::Data(buf.split_to(n).freeze()))
+            }
+            Kind::Eof => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                Ok(Step::Data(buf.split().freeze()))
+            }
+            Kind::Chunked => loop {
+                match self.chunk {
+                    ChunkState::Size => {
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(Step::More);
+                        };
+                        let hex = line
+                            .split(|&b| b == b';' || b == b' ' || b == b'\t')
+                            .next()
+                            .unwrap_or(&[]);
+                        if hex.is_empty() || hex.len() > 16 {
+                            return Err("a bad chunk size".into());
+                        }
+                        let size = std::str::from_utf8(hex)
+                            .ok()
+                            .and_then(|h| u64::from_str_radix(h, 16).ok())
+                            .ok_or("a bad chunk size")?;
+                        self.chunk = if size == 0 {
+                            ChunkState::Trailers
+                        } else {
+                            ChunkState::Data(size)
+                        };
+                    }
+                    ChunkState::Data(left) => {
+                        if buf.is_empty() {
+                            return Ok(Step::More);
+                        }
+                        let n = left.min(buf.len() as u64) as usize;
+                        self.chunk = if left == n as u64 {
+                            ChunkState::DataEnd
+                        } else {
+                            ChunkState::Data(left - n as u64)
+                        };
+                        return Ok(Step::Data(buf.split_to(n).freeze()));
+                    }
+                    ChunkState::DataEnd => {
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(Step::More);
+                        };
+                        if !line.is_empty() {
+                            return Err("chunk data longer than its size".into());
+                        }
+                        self.chunk = ChunkState::Size;
+                    }
+                    ChunkState::Trailers => {
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(Step::More);
+                        };
+                        if line.is_empty() {
+                            self.kind = Kind::Length(0);
+                            return Ok(Step::End);
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// One CRLF- (or LF-) terminated line off the front of `buf`, without its ending; `None`:
+/// not all there yet.
+fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let mut line = buf.split_to(end + 1).freeze();
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err(format!("a chunk line longer than {MAX_LINE} bytes")),
+        None => Ok(None),
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match this.step() {
+                Ok(Step::Data(d)) => return Poll::Ready(Some(Ok(Frame::data(d)))),
+                Ok(Step::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Step::More) => {}
+                Err(why) => return Poll::Ready(Some(Err(this.fail(why)))),
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let want = match this.kind {
+                Kind::Length(left) => (left as usize).clamp(1, READ_CHUNK),
+                _ => READ_CHUNK,
+            };
+            if conn.rbuf.capacity() - conn.rbuf.len() < want.min(1024) {
+                conn.rbuf.reserve(want);
+            }
+            match ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut conn.io),
+                cx,
+                &mut conn.rbuf
+            )) {
+                Ok(0) => {
+                    if this.kind == Kind::Eof {
+                        // A close-delimited body ends here; the connection is spent.
+                        this.conn = None;
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(
+                        this.fail("closed the connection before the body ended")
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Poll::Ready(Some(Err(this.fail(format!("reading the body: {e}")))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none() || self.kind == Kind::Length(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.kind {
+            Kind::Length(n) => SizeHint::with_exact(n),
+            _ if self.conn.is_none() => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // hyper may drop a body without polling it past its last byte (HEAD, 204, 304, or a
+        // known length fully read): its connection is still good when the body has ended.
+        if self.kind == Kind::Length(0) {
+            self.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::pool::Pool;
+
+    fn parts(req: http::Request<()>) -> Parts {
+        req.into_parts().0
+    }
+
+    #[test]
+    fn the_request_head_keeps_end_to_end_headers_and_adds_the_routers() {
+        let p = parts(
+            http::Request::post("http://hello.localhost/a?b=1")
+                .header("host", "hello.localhost")
+                .header("connection", "keep-alive, x-secret")
+                .header("x-secret", "1")
+                .header("keep-alive", "timeout=5")
+                .header("content-length", "0")
+                .header("x-forwarded-proto", "forged")
+                .header("accept", "*/*")
+                .body(())
+                .unwrap(),
+        );
+        let dropped = [HeaderName::from_static("x-secret")];
+        let fwd = Forwarded {
+            added: &[("x-forwarded-proto", b"http")],
+            dropped: &dropped,
+        };
+        let mut buf = Vec::new();
+        encode_head(&mut buf, &p, &fwd, ReqFraming::Empty);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "POST /a?b=1 HTTP/1.1\r\nhost: hello.localhost\r\naccept: */*\r\n\
+             x-forwarded-proto: http\r\ncontent-length: 0\r\n\r\n"
+        );
+        let mut buf = Vec::new();
+        encode_head(&mut buf, &p, &Forwarded::default(), ReqFraming::Chunked);
+        assert!(
+            String::from_utf8(buf)
+                .unwrap()
+                .ends_with("transfer-encoding: chunked\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn response_heads_lose_hop_by_hop_headers_and_keep_what_follows() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close, x-hop\r\n\
+               X-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\nhello"[..],
+        );
+        let head = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert!(head.close);
+        assert_eq!(head.length, Ok(Some(5)));
+        assert_eq!(head.headers.len(), 2, "{:?}", head.headers);
+        assert_eq!(head.headers["x-kept"], "yes");
+        assert_eq!(&buf[..], b"hello");
+
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
+        assert!(parse_head(&mut partial).unwrap().is_none());
+
+        let mut te =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..]);
+        assert_eq!(parse_head(&mut te).unwrap().unwrap().chunked, Some(true));
+
+        let mut bad = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+        );
+        assert!(parse_head(&mut bad).unwrap().unwrap().length.is_err());
+        let mut bad = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"[..]);
+        assert!(parse_head(&mut bad).unwrap().unwrap().length.is_err());
+        let mut garbage = BytesMut::from(&b"SSH-2.0-OpenSSH\r\n\r\n"[..]);
+        assert!(parse_head(&mut garbage).is_err());
+    }
+
+    /// A backend that answers each connection's first request with `answer`, written in
+    /// pieces, then keeps the connection open reading.
+    async fn backend(answer: &'static [&'static [u8]]) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    for piece in answer {
+                        if s.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        addr
+    }
+
+    async fn fetch(addr: SocketAddr, pool: &Arc<Pool>) -> (Head, Bytes) {
+        let conn = Conn::connect(addr, Duration::from_secs(5)).await.unwrap();
+        let p = parts(http::Request::get("/").body(()).unwrap());
+        let ex = send(conn, &p, &Forwarded::default(), &mut RequestBody::empty())
+            .await
+            .unwrap();
+        let mut ex = ex;
+        let head = std::mem::replace(
+            &mut ex.head,
+            Head {
+                status: StatusCode::OK,
+                version: Version::HTTP_11,
+                headers: HeaderMap::new(),
+                upgrade: None,
+                close: false,
+                keep_alive: false,
+                chunked: None,
+                length: Ok(None),
+            },
+        );
+        let body = ex.into_body(Some(pool.clone()));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (head, bytes)
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_are_decoded_across_reads_and_the_connection_is_reused() {
+        let addr = backend(&[
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
+            b"lo\r\n",
+            b"6\r\n world\r\n0\r\nX-Trailer: t\r\n",
+            b"\r\n",
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let (head, body) = fetch(addr, &pool).await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(&body[..], b"hello world");
+        assert_eq!(pool.sweep(Duration::from_secs(60)), 1, "kept for reuse");
+    }
+
+    #[tokio::test]
+    async fn a_length_body_is_read_to_its_end_and_reused() {
+        let addr = backend(&[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello",
+            b" world",
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let (_, body) = fetch(addr, &pool).await;
+        assert_eq!(&body[..], b"hello world");
+        assert_eq!(pool.sweep(Duration::from_secs(60)), 1);
+        assert!(pool.take_idle(addr).is_some());
+    }
+
+    #[tokio::test]
+    async fn close_delimited_and_connection_close_bodies_are_not_reused() {
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let addr =
+            backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"])
+                .await;
+        let (_, body) = fetch(addr, &pool).await;
+        assert_eq!(&body[..], b"ok");
+        assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
+
+        // No length, no chunking: the body runs to the close.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+                .await
+                .unwrap();
+        });
+        let (_, body) = fetch(addr, &pool).await;
+        assert_eq!(&body[..], b"all of it");
+        assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error_and_the_connection_is_dropped() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                .await
+                .unwrap();
+        });
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let conn = Conn::connect(addr, Duration::from_secs(5)).await.unwrap();
+        let p = parts(http::Request::get("/").body(()).unwrap());
+        let ex = send(conn, &p, &Forwarded::default(), &mut RequestBody::empty())
+            .await
+            .unwrap();
+        let err = ex
+            .into_body(Some(pool.clone()))
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("before the body ended"), "{err}");
+        assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped() {
+        let addr = backend(&[
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let (head, body) = fetch(addr, &pool).await;
+        assert_eq!(head.status, StatusCode::NO_CONTENT);
+        assert_eq!(head.headers["x-a"], "1");
+        assert!(body.is_empty());
+        assert_eq!(pool.sweep(Duration::from_secs(60)), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_backend_closed_is_not_handed_out() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Then the backend's keep-alive timeout closes it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        });
+        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let (_, body) = fetch(addr, &pool).await;
+        assert_eq!(&body[..], b"ok");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(pool.take_idle(addr).is_none());
+    }
+}
