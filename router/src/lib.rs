@@ -11,11 +11,13 @@
 //!
 //! - `config`: what the router is told at start, and its pure loader
 //! - `state`: the route table compiled into a host index and TLS certificates by domain
-//! - `server`: listeners, connection cap, timeouts, TLS handshakes, draining
+//! - `server`: listeners, connection cap, idle timeout, TLS handshakes, draining
+//! - `http1`: a client connection's requests: heads, bodies, answers, upgrades
 //! - `proxy`: one request: routing decisions, forwarding, retries, upgrades
 //! - `pool`: keep-alive connections to backends
 //! - `upstream`: HTTP/1.1 exchanges with a backend, in the request's own task
-//! - `body`: streamed bodies, size limit, pooled-connection return, log on completion
+//! - `body`: the body error types, the empty body, the request log written on completion
+//! - `chunked`: the chunked transfer coding
 //! - `tls`: the SNI certificate resolver
 //! - `access_log`: request log lines and their sinks (CRI files for the logger's shipper)
 //! - `pages`: the router's own HTML answers
@@ -25,8 +27,10 @@
 
 pub mod access_log;
 pub mod body;
+pub mod chunked;
 pub mod config;
 pub mod error;
+pub mod http1;
 pub mod io;
 pub mod metrics;
 pub mod pages;

@@ -96,6 +96,31 @@ pub fn forbidden(app: &str, client: &str) -> Response<Bytes> {
     )
 }
 
+/// 400: the request could not be read (its head is malformed, or its body's length cannot
+/// be known); `why` says what was wrong.
+pub fn bad_request(why: &str) -> Response<Bytes> {
+    page(
+        StatusCode::BAD_REQUEST,
+        &format!("The request could not be read: {}.", escape_html(why)),
+    )
+}
+
+/// 431: the request head is longer than the router accepts.
+pub fn head_too_large(limit: usize) -> Response<Bytes> {
+    page(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        &format!("Request heads may be at most {limit} bytes (and 100 header lines)."),
+    )
+}
+
+/// 408: the request head did not arrive in time.
+pub fn request_timeout() -> Response<Bytes> {
+    page(
+        StatusCode::REQUEST_TIMEOUT,
+        "The request head did not arrive in time.",
+    )
+}
+
 /// 413: the request body is larger than the router accepts.
 pub fn too_large(limit: u64) -> Response<Bytes> {
     page(

@@ -4,26 +4,25 @@
 //! stream the answer back. Upgrades (WebSocket) become a byte tunnel between the two sides.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::header::HeaderValue;
+use http::{Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use workflow_common::shutdown::Shutdown;
 
 use crate::access_log::{LogSink, RequestLog};
-use crate::body::{LogGuard, RequestBody, ResponseBody};
+use crate::body::LogGuard;
 use crate::config::Config;
 use crate::error::UpstreamError;
-use crate::io::{Activity, Gated};
+use crate::http1::{ClientBody, RequestHead};
+use crate::io::Activity;
 use crate::pages;
 use crate::pool::Pool;
 use crate::state::{Entry, State};
@@ -57,11 +56,10 @@ pub struct ConnInfo {
     // formatted per request.
     client_ip: HeaderValue,
     port_header: HeaderValue,
-    /// The connection's activity clock (upgraded tunnels keep the idle timeout).
+    /// The connection's activity clock (for the idle timeout, tunnels included).
     pub activity: Arc<Activity>,
-    // An upgraded tunnel outlives hyper's connection future: it holds the listener's
-    // connection slot until it ends.
-    pub(crate) permit: Arc<OwnedSemaphorePermit>,
+    // The listener's connection slot, held as long as the connection (tunnel included) lasts.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl ConnInfo {
@@ -79,15 +77,35 @@ impl ConnInfo {
             client_ip: HeaderValue::from_str(&ip).expect("an IP address is a header value"),
             port_header: HeaderValue::from(local_port),
             activity: Arc::new(Activity::default()),
-            permit: Arc::new(permit),
+            _permit: permit,
         }
     }
+}
+
+/// What answers a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// One of the router's own pages.
+    Page(Response<Bytes>),
+    /// The backend's answer, its body still to be read.
+    Upstream(Exchange),
+    /// The backend switched protocols (the client asked to): the connection becomes a tunnel.
+    Upgrade(Exchange),
+}
+
+/// A request's answer and its log entry (written once the answer has been sent).
+#[derive(Debug)]
+pub struct Answer {
+    /// The answer.
+    pub reply: Reply,
+    /// The request log, if the router keeps one.
+    pub log: Option<LogGuard>,
 }
 
 /// How a request was answered, for the log. Borrows from the request's host text: nothing is
 /// copied for a log nobody keeps.
 struct Outcome<'a> {
-    response: Response<ResponseBody>,
+    reply: Reply,
     app: Option<Arc<Entry>>,
     server_name: Cow<'a, str>,
     upstream: Option<SocketAddr>,
@@ -101,65 +119,72 @@ impl<'a> Outcome<'a> {
         server_name: Cow<'a, str>,
     ) -> Outcome<'a> {
         Outcome {
-            response: resp.map(ResponseBody::full),
+            reply: Reply::Page(resp),
             app: app.cloned(),
             server_name,
             upstream: None,
             upstream_time: None,
         }
     }
+
+    fn status(&self) -> u16 {
+        match &self.reply {
+            Reply::Page(p) => p.status().as_u16(),
+            Reply::Upstream(e) | Reply::Upgrade(e) => e.head.status.as_u16(),
+        }
+    }
 }
 
-/// Serves one request.
-pub async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let host_header = req.headers().get(header::HOST).cloned();
-    let http_host: Cow<'_, str> = match &host_header {
-        Some(v) => String::from_utf8_lossy(v.as_bytes()),
-        None => req
-            .uri()
-            .authority()
-            .map_or(Cow::Borrowed(""), |a| Cow::Owned(a.to_string())),
+/// Serves one request: routes it, forwards it (its body read from `body` as the backend
+/// takes it) or answers it with a page of the router's own.
+pub async fn handle<I>(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    req: &RequestHead,
+    body: &mut ClientBody<'_, I>,
+) -> Answer
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let http_host: &str = match req.get("host") {
+        // Not text: the bad-host page names what it can.
+        Some(v) => std::str::from_utf8(v).unwrap_or("?"),
+        None => req.target_authority().unwrap_or(""),
     };
-    // What the log needs from the request, taken before the request moves on.
+    // What the log needs from the request.
     let log = shared.sink.enabled().then(|| {
-        let header_text = |name: HeaderName| {
-            req.headers()
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        let header_text = |name: &str| {
+            req.get(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
         };
-        let request_line = format!(
-            "{} {} {:?}",
-            req.method(),
-            req.uri().path_and_query().map_or("/", |p| p.as_str()),
-            req.version()
-        );
+        let request_line = format!("{} {} {:?}", req.method, req.path_and_query(), req.version);
         (
             Instant::now(),
             Utc::now(),
-            header_text(header::REFERER),
-            header_text(header::USER_AGENT),
+            header_text("referer"),
+            header_text("user-agent"),
             request_line,
         )
     });
-    // One await point, one level deep: every level of nested async fns holding the request
-    // grows the future that is moved per request.
-    let out = match route(&shared, &conn, &req, &http_host) {
+    let out = match route(shared, conn, req, body.declared_length(), http_host) {
         Route::Answered(out) => *out,
-        Route::Forward(entry, host) => forward(&shared, &conn, req, entry, host, &http_host).await,
+        Route::Forward(entry, host) => {
+            forward(shared, conn, req, body, entry, host, http_host).await
+        }
     };
-    crate::metrics::count(conn.tls, out.response.status().as_u16());
+    let status = out.status();
+    crate::metrics::count(conn.tls, status);
     let Some((started, time, referer, user_agent, request_line)) = log else {
-        return Ok(out.response);
+        return Answer {
+            reply: out.reply,
+            log: None,
+        };
     };
     let entry = RequestLog {
         time,
         app: out.app.map(|e| e.routes.app.clone()),
         remote: conn.peer.ip().to_canonical(),
-        status: out.response.status().as_u16(),
+        status,
         request: request_line,
         bytes_sent: 0,
         referer,
@@ -170,12 +195,14 @@ pub async fn handle(
         upstream_response_time: out.upstream_time,
         request_time: Duration::ZERO,
     };
-    let log = LogGuard {
-        entry: Some(entry),
-        sink: shared.sink.clone(),
-        started,
-    };
-    Ok(out.response.map(|b| b.with_log(log)))
+    Answer {
+        reply: out.reply,
+        log: Some(LogGuard {
+            entry: Some(entry),
+            sink: shared.sink.clone(),
+            started,
+        }),
+    }
 }
 
 /// The host a request names: lowercase, without port or trailing dot; `None` when it is not a
@@ -223,7 +250,8 @@ impl<'a> From<Outcome<'a>> for Route<'a> {
 fn route<'a>(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    req: &Request<Incoming>,
+    req: &RequestHead,
+    declared_length: Option<u64>,
     http_host: &'a str,
 ) -> Route<'a> {
     let Some(host) = normalize_host(http_host) else {
@@ -256,7 +284,7 @@ fn route<'a>(
             Some(p) if p != 443 => format!(":{p}"),
             _ => String::new(),
         };
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let path = req.path_and_query();
         let location = format!("https://{host}{port}{path}");
         return Outcome::page(pages::redirect(&location), Some(&entry), host).into();
     }
@@ -265,11 +293,7 @@ fn route<'a>(
     }
     let limit = shared.config.max_body_bytes;
     if limit > 0
-        && let Some(len) = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
+        && let Some(len) = declared_length
         && len > limit
     {
         return Outcome::page(pages::too_large(limit), Some(&entry), host).into();
@@ -279,51 +303,42 @@ fn route<'a>(
 
 /// The headers a request's `Connection` header names as hop-by-hop (besides the standard
 /// ones, which are never forwarded): they stay with this hop too.
-fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+fn connection_named(req: &RequestHead) -> Vec<&str> {
+    req.get_all("connection")
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !upstream::is_hop_by_hop(n.as_str()))
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !upstream::is_hop_by_hop(n))
         .collect()
 }
 
 /// The `Upgrade` a request asks for (with `Connection: upgrade`), if any.
-fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        headers.get(header::UPGRADE).cloned()
+fn upgrade_of(req: &RequestHead) -> Option<&[u8]> {
+    if req.has_token("connection", "upgrade") {
+        req.get("upgrade")
     } else {
         None
     }
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-async fn forward<'a>(
+async fn forward<'a, I>(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    mut req: Request<Incoming>,
+    req: &RequestHead,
+    body: &mut ClientBody<'_, I>,
     entry: Arc<Entry>,
     host: Cow<'a, str>,
     http_host: &str,
-) -> Outcome<'a> {
+) -> Outcome<'a>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
     let app = entry.routes.app.as_str();
-    let upgrade = upgrade_of(req.headers());
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
+    let upgrade = upgrade_of(req);
 
     // The forwarding headers, written after the client's own (replacing any it sent).
-    let headers = &parts.headers;
     let xff_appended;
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+    let xff = match req.get_str("x-forwarded-for") {
         Some(prev) if !prev.trim().is_empty() => {
             xff_appended = format!("{prev}, {}", conn.peer.ip().to_canonical());
             xff_appended.as_bytes()
@@ -340,7 +355,7 @@ async fn forward<'a>(
     };
     // The Host header as sent (it is plain ASCII: other hosts got the bad-host page), or the
     // request target's authority when there was none.
-    let host_sent = headers.get(header::HOST).map(HeaderValue::as_bytes);
+    let host_sent = req.get("host");
     if host_sent.is_none() {
         add("host", http_host.as_bytes());
     }
@@ -352,24 +367,17 @@ async fn forward<'a>(
         host_sent.unwrap_or(http_host.as_bytes()),
     );
     add("x-request-start", start.as_bytes());
-    if let Some(u) = &upgrade {
+    if let Some(u) = upgrade {
         add("connection", b"upgrade");
-        add("upgrade", u.as_bytes());
+        add("upgrade", u);
     }
-    let dropped = connection_named(headers);
+    let dropped = connection_named(req);
     let forwarded = upstream::Forwarded {
         added: &added[..n],
         dropped: &dropped,
     };
-    // The request line names only the path and query (`upstream` writes it): an absolute-form
-    // request (a proxy request) loses its scheme and authority there.
-    let mut body = if upgrade.is_some() {
-        // An upgrade request's body (if any) is the tunnel's; nothing goes before the 101.
-        drop(body);
-        RequestBody::empty()
-    } else {
-        RequestBody::new(body, shared.config.max_body_bytes)
-    };
+    // An upgrade request's body (if any) is the tunnel's; nothing goes before the 101.
+    let mut no_body = crate::body::Empty;
 
     let backends = &entry.routes.backends;
     let n = backends.len();
@@ -394,13 +402,16 @@ async fn forward<'a>(
                 },
             };
             let sent_at = Instant::now();
-            let result = tokio::time::timeout(
-                shared.config.upstream_timeout,
-                upstream::send(upstream_conn, &parts, &forwarded, &mut body),
-            )
-            .await;
+            let exchange = async {
+                if upgrade.is_some() {
+                    upstream::send(upstream_conn, req, &forwarded, &mut no_body).await
+                } else {
+                    upstream::send(upstream_conn, req, &forwarded, &mut *body).await
+                }
+            };
+            let result = tokio::time::timeout(shared.config.upstream_timeout, exchange).await;
             let fail = |response: Response<Bytes>| Outcome {
-                response: response.map(ResponseBody::full),
+                reply: Reply::Page(response),
                 app: Some(entry.clone()),
                 server_name: host.clone(),
                 upstream: Some(addr),
@@ -413,9 +424,8 @@ async fn forward<'a>(
                 }
                 Ok(Ok(exchange)) => {
                     let upstream_time = sent_at.elapsed();
-                    let response = respond(shared, conn, exchange, client_upgrade, app);
                     return Outcome {
-                        response,
+                        reply: respond(exchange, upgrade.is_some(), app),
                         app: Some(entry.clone()),
                         server_name: host,
                         upstream: Some(addr),
@@ -445,7 +455,7 @@ async fn forward<'a>(
         tracing::warn!(app, error = %e, attempts, "no backend could take the request");
     }
     Outcome {
-        response: pages::bad_gateway(app).map(ResponseBody::full),
+        reply: Reply::Page(pages::bad_gateway(app)),
         app: Some(entry.clone()),
         server_name: host,
         upstream: None,
@@ -466,95 +476,17 @@ fn request_start() -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).expect("digits and a dot are a header value")
 }
 
-/// Turns the backend's response into the client's: hop-by-hop headers go, the body streams,
-/// and an accepted upgrade becomes a tunnel.
-fn respond(
-    shared: &Arc<Shared>,
-    conn: &ConnInfo,
-    mut exchange: Exchange,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    app: &str,
-) -> Response<ResponseBody> {
-    let head = &mut exchange.head;
-    let upgrade = head.upgrade.take();
-    let mut builder = Response::builder().status(head.status);
-    if let Some(h) = builder.headers_mut() {
-        *h = std::mem::take(&mut head.headers);
-    }
-    if head.status == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client) = client_upgrade else {
-            tracing::warn!(app, backend = %exchange.addr(), "backend switched protocols unasked");
-            return pages::bad_gateway(app).map(ResponseBody::full);
-        };
-        if let Some(h) = builder.headers_mut() {
-            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            if let Some(u) = upgrade {
-                h.insert(header::UPGRADE, u);
-            }
+/// The backend's answer for the client: a `101` the client did not ask for is a broken
+/// backend.
+fn respond(exchange: Exchange, client_asked_upgrade: bool, app: &str) -> Reply {
+    if exchange.head.status == StatusCode::SWITCHING_PROTOCOLS {
+        if client_asked_upgrade {
+            return Reply::Upgrade(exchange);
         }
-        let idle = shared.config.idle_timeout;
-        let activity = conn.activity.clone();
-        let permit = conn.permit.clone();
-        let shutdown = shared.shutdown.clone();
-        let app = app.to_string();
-        let upstream = exchange.into_tunnel();
-        tokio::spawn(async move {
-            tunnel(client, upstream, idle, activity, shutdown, &app).await;
-            drop(permit);
-        });
-        return builder
-            .body(ResponseBody::full(Bytes::new()))
-            .unwrap_or_else(|_| pages::bad_gateway("").map(ResponseBody::full));
+        tracing::warn!(app, backend = %exchange.addr(), "backend switched protocols unasked");
+        return Reply::Page(pages::bad_gateway(app));
     }
-    let body = ResponseBody::upstream(exchange.into_body(Some(shared.pool.clone())));
-    match builder.body(body) {
-        Ok(r) => r,
-        Err(_) => pages::bad_gateway(app).map(ResponseBody::full),
-    }
-}
-
-/// Copies bytes both ways between an upgraded client and backend until either side closes,
-/// the connection idles out, or the shutdown grace period ends.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    (mut upstream, early): (tokio::net::TcpStream, Bytes),
-    idle: Duration,
-    activity: Arc<Activity>,
-    shutdown: Shutdown,
-    app: &str,
-) {
-    let client = match client.await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(app, error = %e, "upgrade did not complete");
-            return;
-        }
-    };
-    let mut client = TokioIo::new(client);
-    // What the backend sent right after its 101 goes first.
-    if !early.is_empty()
-        && let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut client, &early).await
-    {
-        tracing::debug!(app, error = %e, "tunnel ended");
-        return;
-    }
-    // Watched apart from the copy, which wakes the task on every chunk.
-    let watch = Gated::new(async move {
-        tokio::select! {
-            () = activity.idle(idle) => true,
-            () = shutdown.deadline() => false,
-        }
-    });
-    tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-            if let Err(e) = r {
-                tracing::debug!(app, error = %e, "tunnel ended");
-            }
-        }
-        idled = watch => if idled {
-            tracing::debug!(app, "tunnel idle; closing");
-        },
-    }
+    Reply::Upstream(exchange)
 }
 
 #[cfg(test)]
@@ -581,24 +513,19 @@ mod tests {
 
     #[test]
     fn headers_the_connection_header_names_stay_behind() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret, Upgrade"),
+        let req = RequestHead::parse_for_test(
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, x-secret, Upgrade\r\n\r\n",
         );
-        let named = connection_named(&h);
-        assert_eq!(named, vec![HeaderName::from_static("x-secret")]);
+        assert_eq!(connection_named(&req), vec!["x-secret"]);
     }
 
     #[test]
     fn upgrades_need_connection_upgrade() {
-        let mut h = HeaderMap::new();
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert_eq!(upgrade_of(&h), None);
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
+        let req = RequestHead::parse_for_test(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        assert_eq!(upgrade_of(&req), None);
+        let req = RequestHead::parse_for_test(
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n",
         );
-        assert_eq!(upgrade_of(&h).unwrap(), "websocket");
+        assert_eq!(upgrade_of(&req).unwrap(), b"websocket");
     }
 }

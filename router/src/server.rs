@@ -1,13 +1,10 @@
 //! Listeners: accept under a per-listener connection cap, (TLS handshake), then serve HTTP/1.1
-//! with header-read and idle timeouts and a head-size limit; drain on shutdown.
+//! ([`crate::http1`]) under the idle timeout; drain on shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -16,8 +13,9 @@ use tokio_util::task::TaskTracker;
 
 use workflow_common::shutdown::Shutdown;
 
+use crate::http1;
 use crate::io::{Activity, Gated, IdleIo};
-use crate::proxy::{self, ConnInfo, Shared};
+use crate::proxy::{ConnInfo, Shared};
 
 /// Open connections per worker thread, so that workers accepting on one listener share the
 /// connections evenly: with keep-alive a connection stays on the thread that accepted it, and
@@ -161,49 +159,32 @@ async fn serve_connection<I>(io: I, info: Arc<ConnInfo>, shared: Arc<Shared>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = &shared.config;
+    let idle = shared.config.idle_timeout;
     let activity = info.activity.clone();
     let peer = info.peer;
-    let io = TokioIo::new(IdleIo::new(io, activity.clone()));
-    let svc = {
-        let shared = shared.clone();
-        service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req))
-    };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(config.max_header_bytes)
-        .keep_alive(true);
-    let conn = builder.serve_connection(io, svc).with_upgrades();
+    let io = IdleIo::new(io, activity.clone());
+    let conn = http1::serve(io, info, shared.clone());
     tokio::pin!(conn);
-    let idle = config.idle_timeout;
+    // The connection stops taking requests itself when the router drains; the watcher cuts
+    // it when idle, or when the grace period is over.
     let mut watcher = Gated::new(watch(
         activity.clone(),
         idle,
         shared.shutdown.clone(),
         false,
     ));
-    let mut draining = false;
     loop {
         tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "client connection ended");
-                }
-                break;
-            }
+            () = conn.as_mut() => break,
             stop = &mut watcher => match stop {
                 Stop::Idle => {
                     tracing::debug!(%peer, "client connection idle; closing");
                     break;
                 }
-                Stop::Drain if !draining => {
-                    conn.as_mut().graceful_shutdown();
-                    draining = true;
+                Stop::Drain => {
                     watcher = Gated::new(watch(activity.clone(), idle, shared.shutdown.clone(), true));
                 }
-                Stop::Drain | Stop::Deadline => break,
+                Stop::Deadline => break,
             },
         }
     }
