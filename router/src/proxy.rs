@@ -441,10 +441,14 @@ where
                     // A pooled connection the backend had closed: try another one.
                     tracing::debug!(app, backend = %addr, error = %e, "pooled connection was closed; retrying");
                 }
-                Ok(Err(SendError::Failed { error, too_large })) => {
-                    if too_large {
+                Ok(Err(SendError::Client { error })) => {
+                    if error.is::<crate::body::TooLarge>() {
                         return fail(pages::too_large(shared.config.max_body_bytes));
                     }
+                    tracing::debug!(app, peer = %conn.peer, error = %error, "client's body failed");
+                    return fail(pages::bad_request(&format!("its body: {error}")));
+                }
+                Ok(Err(SendError::Failed { error })) => {
                     tracing::warn!(app, backend = %addr, error = %error, "backend failed mid-request");
                     return fail(pages::bad_gateway(app));
                 }

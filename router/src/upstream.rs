@@ -26,7 +26,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::body::{BoxError, TooLarge};
+use crate::body::BoxError;
 use crate::chunked::{Decoder, Step};
 use crate::error::UpstreamError;
 use crate::http1::RequestHead;
@@ -152,8 +152,12 @@ pub enum SendError {
     Failed {
         /// Why.
         error: UpstreamError,
-        /// The client's body went over the size limit.
-        too_large: bool,
+    },
+    /// The client's body failed (cut off, malformed chunks, over the limit): the client's
+    /// fault, not the backend's.
+    Client {
+        /// Why.
+        error: BoxError,
     },
 }
 
@@ -241,10 +245,7 @@ where
     };
     let addr = conn.addr;
     let reused = conn.served > 0;
-    let failed = |error: UpstreamError| SendError::Failed {
-        error,
-        too_large: false,
-    };
+    let failed = |error: UpstreamError| SendError::Failed { error };
     encode_head(&mut conn.wbuf, req, forwarded, framing);
     if let Err(e) = conn.io.write_all(&conn.wbuf).await {
         // Part of a head is no request: the backend answers nothing to it.
@@ -269,15 +270,7 @@ where
                         writing = false;
                         body_sent = true;
                     }
-                    Err(BodyError::Client(e)) => {
-                        return Err(SendError::Failed {
-                            too_large: e.is::<TooLarge>(),
-                            error: UpstreamError::Http {
-                                addr,
-                                message: format!("reading the client's body: {e}"),
-                            },
-                        });
-                    }
+                    Err(BodyError::Client(error)) => return Err(SendError::Client { error }),
                     // The backend stopped reading: it may still have answered.
                     Err(BodyError::Io) => writing = false,
                 },

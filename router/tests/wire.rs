@@ -117,6 +117,22 @@ async fn chunked_and_expect_continue_bodies_reach_the_backend() {
 }
 
 #[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_fault() {
+    let r = router(Config::default(), false, None).await;
+    r.table.set(app("hello", &[echo().await]));
+    let mut s = TcpStream::connect(r.http).await.unwrap();
+    s.write_all(
+        b"POST /c HTTP/1.1\r\nHost: hello.localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\nzz\r\n",
+    )
+    .await
+    .unwrap();
+    let text = read_until(&mut s, |_| false).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("chunk size"), "{text}");
+}
+
+#[tokio::test]
 async fn head_answers_carry_the_length_but_no_body() {
     let r = router(Config::default(), false, None).await;
     r.table.set(app("hello", &[named_backend("hello").await]));
