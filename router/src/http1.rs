@@ -1,9 +1,9 @@
 //! The client side of HTTP/1.1: one connection's requests read, proxied and answered in its
 //! own task, one after another (pipelined requests wait their turn).
 //!
-//! A request head is parsed in place ([`RequestHead`]: spans into its bytes, no header map);
-//! its body ([`ClientBody`]) is read from the connection only as the backend takes it; the
-//! answer is written with the first part of its body in the same write. Like nginx, and
+//! A request head is parsed in place ([`crate::request`]: spans into its bytes, no header
+//! map); its body is read from the connection only as the backend takes it; the answer is
+//! written with the first part of its body in the same write. Like nginx, and
 //! unlike a general HTTP server library, nothing is converted to a header map and back on
 //! the way through.
 //!
@@ -15,361 +15,25 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::body::{BoxError, LogGuard, TooLarge};
-use crate::chunked::{self, Decoder, Step};
+use crate::body::LogGuard;
+use crate::chunked;
 use crate::pages;
 use crate::proxy::{self, ConnInfo, Reply, Shared};
+use crate::request::{
+    ClientBody, Framing, HeadError, READ_CHUNK, RequestHead, framing_of, parse_head,
+};
+use crate::wire::{has_no_body, header_line};
 
-/// The most header lines a request may have.
-const MAX_HEADERS: usize = 100;
-/// Read size for the connection's buffer.
-const READ_CHUNK: usize = 8 * 1024;
 /// Body bytes written together with the response head when they are already at hand.
 const COALESCE: usize = 16 * 1024;
-
-/// A parsed request head; names, values and the target are spans of its bytes.
-#[derive(Debug)]
-pub struct RequestHead {
-    bytes: Bytes,
-    /// The method.
-    pub method: Method,
-    target: (u32, u32),
-    /// HTTP/1.0 or HTTP/1.1.
-    pub version: Version,
-    spans: Vec<[u32; 4]>,
-}
-
-impl RequestHead {
-    fn slice(&self, (at, len): (u32, u32)) -> &[u8] {
-        &self.bytes[at as usize..(at + len) as usize]
-    }
-
-    /// The request target as sent (origin-form `/path?q`, absolute-form, `*`, ...).
-    pub fn target(&self) -> &str {
-        // httparse accepts only visible ASCII in the target.
-        std::str::from_utf8(self.slice(self.target)).unwrap_or("/")
-    }
-
-    /// The path and query: the target without a scheme and authority.
-    pub fn path_and_query(&self) -> &str {
-        let t = self.target();
-        if t.starts_with('/') || t == "*" {
-            return t;
-        }
-        match t.find("://") {
-            Some(i) => {
-                let rest = &t[i + 3..];
-                rest.find(['/', '?']).map_or("/", |j| &rest[j..])
-            }
-            None => t,
-        }
-    }
-
-    /// The authority of an absolute-form target, if it is one.
-    pub fn target_authority(&self) -> Option<&str> {
-        let t = self.target();
-        let rest = &t[t.find("://")? + 3..];
-        Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
-    }
-
-    /// Every header line: name (as sent) and value.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.spans.iter().map(|&[n, nl, v, vl]| {
-            let name = std::str::from_utf8(self.slice((n, nl))).unwrap_or("");
-            (name, self.slice((v, vl)))
-        })
-    }
-
-    /// The values of the header `name` (any case).
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    }
-
-    /// The first value of the header `name` (any case).
-    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
-        self.get_all(name).next()
-    }
-
-    /// The first value of `name` as text, if it is.
-    pub fn get_str<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// Whether a comma-separated header (`Connection`) lists `token`.
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    fn into_spans(self) -> Vec<[u32; 4]> {
-        self.spans
-    }
-
-    /// A complete head from `bytes` (tests).
-    #[cfg(test)]
-    pub fn parse_for_test(bytes: &[u8]) -> RequestHead {
-        let mut buf = BytesMut::from(bytes);
-        parse_head(&mut buf, &mut Vec::new())
-            .expect("a valid head")
-            .expect("a complete head")
-    }
-}
-
-/// Why a head could not be read.
-#[derive(Debug)]
-enum HeadError {
-    /// Malformed: 400.
-    Bad(String),
-    /// Longer than the limit: 431.
-    TooLarge,
-    /// Not complete within the header timeout: 408.
-    Timeout,
-    /// The connection failed or closed mid-head: nothing to answer.
-    Gone,
-}
-
-/// Parses a complete request head off the front of `buf`; `None`: not complete yet.
-fn parse_head(
-    buf: &mut BytesMut,
-    spans: &mut Vec<[u32; 4]>,
-) -> Result<Option<RequestHead>, HeadError> {
-    let mut slots =
-        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Bad(e.to_string())),
-    };
-    let base = buf.as_ptr() as usize;
-    let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-    let method = req.method.unwrap_or("GET");
-    let method = Method::from_bytes(method.as_bytes())
-        .map_err(|_| HeadError::Bad(format!("method {method:?}")))?;
-    let path = req.path.unwrap_or("/");
-    // Origin-form, absolute-form, or `*` for OPTIONS: the router is no forward proxy
-    // (CONNECT's authority-form) and forwards nothing it cannot make a path of.
-    let usable = path.starts_with('/')
-        || (path == "*" && method == Method::OPTIONS)
-        || (method != Method::CONNECT
-            && path.split_once("://").is_some_and(|(scheme, _)| {
-                !scheme.is_empty()
-                    && scheme
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-            }));
-    if !usable {
-        return Err(HeadError::Bad(format!("request target {path:?}")));
-    }
-    let target = (off(path.as_bytes()), path.len() as u32);
-    let version = if req.version == Some(0) {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
-    spans.clear();
-    for h in req.headers.iter() {
-        spans.push([
-            off(h.name.as_bytes()),
-            h.name.len() as u32,
-            off(h.value),
-            h.value.len() as u32,
-        ]);
-    }
-    let bytes = buf.split_to(len).freeze();
-    Ok(Some(RequestHead {
-        bytes,
-        method,
-        target,
-        version,
-        spans: std::mem::take(spans),
-    }))
-}
-
-/// How a request's body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked(Decoder),
-}
-
-fn framing_of(head: &RequestHead) -> Result<Framing, &'static str> {
-    let mut length: Option<u64> = None;
-    for v in head.get_all("content-length") {
-        let v = std::str::from_utf8(v).map_err(|_| "an invalid Content-Length")?;
-        for part in v.split(',').map(str::trim) {
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("an invalid Content-Length");
-            }
-            let n: u64 = part.parse().map_err(|_| "an invalid Content-Length")?;
-            if length.is_some_and(|l| l != n) {
-                return Err("conflicting Content-Length values");
-            }
-            length = Some(n);
-        }
-    }
-    let te: Vec<&[u8]> = head.get_all("transfer-encoding").collect();
-    if te.is_empty() {
-        return Ok(Framing::Length(length.unwrap_or(0)));
-    }
-    if length.is_some() {
-        return Err("both Transfer-Encoding and Content-Length");
-    }
-    let last = std::str::from_utf8(te[te.len() - 1])
-        .ok()
-        .and_then(|v| v.rsplit(',').next())
-        .map(str::trim)
-        .unwrap_or("");
-    if last.eq_ignore_ascii_case("chunked") {
-        Ok(Framing::Chunked(Decoder::default()))
-    } else {
-        Err("a Transfer-Encoding that does not end in chunked")
-    }
-}
-
-/// The client's request body, read from its connection as it is polled (by the upstream
-/// exchange sending it on); cut off past the size limit.
-pub struct ClientBody<'c, I> {
-    io: &'c mut I,
-    buf: &'c mut BytesMut,
-    framing: Framing,
-    limit: u64,
-    seen: u64,
-    /// `100 Continue` still to send before the first read (the client waits for it).
-    continue_pending: Option<usize>,
-    failed: bool,
-}
-
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-impl<I> std::fmt::Debug for ClientBody<'_, I> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBody")
-            .field("framing", &self.framing)
-            .field("seen", &self.seen)
-            .finish()
-    }
-}
-
-impl<I> ClientBody<'_, I> {
-    /// Whether the body was read to its end (the connection can take another request).
-    pub fn is_complete(&self) -> bool {
-        !self.failed
-            && match self.framing {
-                Framing::Length(n) => n == 0,
-                Framing::Chunked(d) => d.is_done(),
-            }
-    }
-
-    /// The length the client declared, if it did.
-    pub fn declared_length(&self) -> Option<u64> {
-        match self.framing {
-            Framing::Length(n) => Some(n),
-            Framing::Chunked(_) => None,
-        }
-    }
-}
-
-impl<I: AsyncRead + AsyncWrite + Unpin> Body for ClientBody<'_, I> {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if this.failed {
-            return Poll::Ready(None);
-        }
-        while let Some(sent) = this.continue_pending {
-            match ready!(Pin::new(&mut *this.io).poll_write(cx, &CONTINUE[sent..])) {
-                Ok(n) if sent + n < CONTINUE.len() && n > 0 => {
-                    this.continue_pending = Some(sent + n)
-                }
-                Ok(n) if n > 0 => this.continue_pending = None,
-                Ok(_) => return this.fail(std::io::ErrorKind::WriteZero.into()),
-                Err(e) => return this.fail(e),
-            }
-        }
-        loop {
-            let step = match &mut this.framing {
-                Framing::Length(0) => return Poll::Ready(None),
-                Framing::Length(left) => {
-                    if this.buf.is_empty() {
-                        Step::More
-                    } else {
-                        let n = (*left).min(this.buf.len() as u64);
-                        *left -= n;
-                        Step::Data(this.buf.split_to(n as usize).freeze())
-                    }
-                }
-                Framing::Chunked(d) => match d.decode(this.buf) {
-                    Ok(s) => s,
-                    Err(why) => {
-                        return this
-                            .fail(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
-                    }
-                },
-            };
-            match step {
-                Step::Data(data) => {
-                    this.seen += data.len() as u64;
-                    if this.limit > 0 && this.seen > this.limit {
-                        this.failed = true;
-                        return Poll::Ready(Some(Err(Box::new(TooLarge { limit: this.limit }))));
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Step::End => return Poll::Ready(None),
-                Step::More => {}
-            }
-            if this.buf.capacity() - this.buf.len() < 1024 {
-                this.buf.reserve(READ_CHUNK);
-            }
-            match ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut *this.io),
-                cx,
-                &mut *this.buf
-            )) {
-                Ok(0) => return this.fail(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {}
-                Err(e) => return this.fail(e),
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.failed || matches!(self.framing, Framing::Length(0))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(n) => SizeHint::with_exact(n),
-            Framing::Chunked(_) => SizeHint::default(),
-        }
-    }
-}
-
-impl<I> ClientBody<'_, I> {
-    fn fail(&mut self, e: std::io::Error) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.failed = true;
-        Poll::Ready(Some(Err(Box::new(e))))
-    }
-}
 
 /// Serves one client connection until it closes, fails, idles out (the caller's watcher) or
 /// the router drains.
@@ -425,15 +89,13 @@ where
             !head.has_token("connection", "close")
         };
         let is_head = head.method == Method::HEAD;
-        let mut body = ClientBody {
-            io: &mut io,
-            buf: &mut rbuf,
+        let mut body = ClientBody::new(
+            &mut io,
+            &mut rbuf,
             framing,
-            limit: shared.config.max_body_bytes,
-            seen: 0,
-            continue_pending: expects_continue.then_some(0),
-            failed: false,
-        };
+            shared.config.max_body_bytes,
+            expects_continue,
+        );
         let answer = proxy::handle(&shared, &info, &head, &mut body).await;
         let body_complete = body.is_complete();
         let keep = client_keep_alive && body_complete && !shared.shutdown.is_cancelled();
@@ -541,13 +203,6 @@ fn status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// `Connection` for the answer: `close` when the connection ends after it, `keep-alive`
 /// for an HTTP/1.0 client that keeps it.
 fn connection_line(out: &mut Vec<u8>, close: bool, version: Version) {
@@ -556,12 +211,6 @@ fn connection_line(out: &mut Vec<u8>, close: bool, version: Version) {
     } else if version == Version::HTTP_10 {
         header_line(out, b"connection", b"keep-alive");
     }
-}
-
-fn has_no_body(status: StatusCode) -> bool {
-    status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
 }
 
 /// Writes one of the router's own pages; returns the body bytes sent.

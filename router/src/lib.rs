@@ -12,12 +12,14 @@
 //! - `config`: what the router is told at start, and its pure loader
 //! - `state`: the route table compiled into a host index and TLS certificates by domain
 //! - `server`: listeners, connection cap, idle timeout, TLS handshakes, draining
-//! - `http1`: a client connection's requests: heads, bodies, answers, upgrades
+//! - `http1`: a client connection's requests in turn: answers, upgrades, keep-alive
+//! - `request`: a client's request head, parsed in place, and its body
 //! - `proxy`: one request: routing decisions, forwarding, retries, upgrades
-//! - `pool`: keep-alive connections to backends
+//! - `pool`: keep-alive connections to backends and their pool
 //! - `upstream`: HTTP/1.1 exchanges with a backend, in the request's own task
 //! - `body`: the body error types, the empty body, the request log written on completion
 //! - `chunked`: the chunked transfer coding
+//! - `wire`: HTTP/1.1 pieces both sides share
 //! - `tls`: the SNI certificate resolver
 //! - `access_log`: request log lines and their sinks (CRI files for the logger's shipper)
 //! - `pages`: the router's own HTML answers
@@ -36,10 +38,12 @@ pub mod metrics;
 pub mod pages;
 pub mod pool;
 pub mod proxy;
+pub mod request;
 pub mod server;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod wire;
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! Upstream connections: HTTP/1.1 keep-alive connections per backend, reused once a response
-//! body has been read to its end.
+//! Upstream connections ([`Conn`]): HTTP/1.1 keep-alive connections per backend, reused once
+//! a response body has been read to its end.
 //!
 //! Nothing watches an idle connection: it is checked when taken ([`Conn::is_usable`]: the
 //! backend has not closed it), and [`Pool::sweep`] drops the ones that closed or idled past
@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+
 use crate::error::UpstreamError;
-use crate::upstream::Conn;
 
 /// How long a connection may sit idle in the pool (nginx's upstream `keepalive_timeout`).
 pub const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
@@ -71,5 +73,61 @@ impl Pool {
             !list.is_empty()
         });
         idle.values().map(Vec::len).sum()
+    }
+}
+
+/// One keep-alive connection to a backend.
+#[derive(Debug)]
+pub struct Conn {
+    pub(crate) io: TcpStream,
+    /// Bytes read from the backend and not consumed yet.
+    pub(crate) rbuf: BytesMut,
+    /// The request head being written (kept: its capacity is reused).
+    pub(crate) wbuf: Vec<u8>,
+    pub(crate) addr: SocketAddr,
+    /// How many exchanges completed on it.
+    pub(crate) served: u64,
+    /// When it was last put back in the pool.
+    pub(crate) idle_since: Instant,
+}
+
+impl Conn {
+    /// Connects to `addr` within `timeout`.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, UpstreamError> {
+        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
+            Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
+        };
+        // Small request/response heads must not wait for Nagle.
+        let _ = io.set_nodelay(true);
+        Ok(Conn {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            addr,
+            served: 0,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// The backend.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether an idle connection can still carry a request: nothing arrived on it while it
+    /// was idle (neither the backend's close nor stray bytes).
+    pub fn is_usable(&self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// The socket and the bytes already read past the response head, for a tunnel.
+    pub fn into_parts(self) -> (TcpStream, Bytes) {
+        (self.io, self.rbuf.freeze())
     }
 }

@@ -21,10 +21,10 @@ use crate::access_log::{LogSink, RequestLog};
 use crate::body::LogGuard;
 use crate::config::Config;
 use crate::error::UpstreamError;
-use crate::http1::{ClientBody, RequestHead};
 use crate::io::Activity;
 use crate::pages;
 use crate::pool::Pool;
+use crate::request::{ClientBody, RequestHead};
 use crate::state::{Entry, State};
 use crate::upstream::{self, Exchange, SendError};
 
@@ -308,7 +308,7 @@ fn connection_named(req: &RequestHead) -> Vec<&str> {
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|n| !n.is_empty() && !upstream::is_hop_by_hop(n))
+        .filter(|n| !n.is_empty() && !crate::wire::is_hop_by_hop(n))
         .collect()
 }
 

@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -29,7 +29,9 @@ use tokio::net::TcpStream;
 use crate::body::BoxError;
 use crate::chunked::{Decoder, Step};
 use crate::error::UpstreamError;
-use crate::http1::RequestHead;
+use crate::pool::{Conn, Pool};
+use crate::request::RequestHead;
+use crate::wire::{content_length, header_line, is_hop_by_hop};
 
 /// The most header lines a backend's response head may have.
 const MAX_HEADERS: usize = 100;
@@ -37,62 +39,6 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Read size for bodies (the buffer grows to it once, then is reused).
 const READ_CHUNK: usize = 16 * 1024;
-
-/// One keep-alive connection to a backend.
-#[derive(Debug)]
-pub struct Conn {
-    io: TcpStream,
-    /// Bytes read from the backend and not consumed yet.
-    rbuf: BytesMut,
-    /// The request head being written (kept: its capacity is reused).
-    wbuf: Vec<u8>,
-    addr: SocketAddr,
-    /// How many exchanges completed on it.
-    served: u64,
-    /// When it was last put back in the pool.
-    pub(crate) idle_since: Instant,
-}
-
-impl Conn {
-    /// Connects to `addr` within `timeout`.
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, UpstreamError> {
-        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
-            Err(_) => return Err(UpstreamError::ConnectTimeout { addr }),
-        };
-        // Small request/response heads must not wait for Nagle.
-        let _ = io.set_nodelay(true);
-        Ok(Conn {
-            io,
-            rbuf: BytesMut::new(),
-            wbuf: Vec::new(),
-            addr,
-            served: 0,
-            idle_since: Instant::now(),
-        })
-    }
-
-    /// The backend.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Whether an idle connection can still carry a request: nothing arrived on it while it
-    /// was idle (neither the backend's close nor stray bytes).
-    pub fn is_usable(&self) -> bool {
-        if !self.rbuf.is_empty() {
-            return false;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-    }
-
-    /// The socket and the bytes already read past the response head, for a tunnel.
-    pub fn into_parts(self) -> (TcpStream, Bytes) {
-        (self.io, self.rbuf.freeze())
-    }
-}
 
 /// How the request body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +125,7 @@ impl Exchange {
 
     /// The response body, read from the connection; `pool` gets the connection back once the
     /// body has ended, if it can carry another request.
-    pub fn into_body(self, pool: Option<std::sync::Arc<crate::pool::Pool>>) -> UpstreamBody {
+    pub fn into_body(self, pool: Option<std::sync::Arc<Pool>>) -> UpstreamBody {
         UpstreamBody {
             conn: Some(self.conn),
             kind: self.kind,
@@ -199,7 +145,7 @@ impl Exchange {
     /// The head, the body's length if known, and the body (see [`Exchange::into_body`]).
     pub fn into_response(
         mut self,
-        pool: Option<std::sync::Arc<crate::pool::Pool>>,
+        pool: Option<std::sync::Arc<Pool>>,
     ) -> (Head, Option<u64>, UpstreamBody) {
         let length = self.length();
         let head = std::mem::replace(&mut self.head, Head::empty());
@@ -396,13 +342,6 @@ fn encode_head(
         }
         _ => {}
     }
-    buf.extend_from_slice(b"\r\n");
-}
-
-fn header_line(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    buf.extend_from_slice(name);
-    buf.extend_from_slice(b": ");
-    buf.extend_from_slice(value);
     buf.extend_from_slice(b"\r\n");
 }
 
@@ -625,43 +564,6 @@ impl RawHeaders {
     }
 }
 
-/// Headers that describe one hop only (RFC 9110 7.6.1), never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
-
-/// Whether `name` (any case) is a hop-by-hop header.
-pub fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
-}
-
-/// Adds a `Content-Length` header's value(s) to what earlier ones said: all must agree.
-fn content_length(prev: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
-    const BAD: &str = "an invalid Content-Length";
-    let mut length = prev;
-    for part in std::str::from_utf8(value).map_err(|_| BAD)?.split(',') {
-        let part = part.trim();
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BAD);
-        }
-        let n: u64 = part.parse().map_err(|_| BAD)?;
-        if length.is_some_and(|l| l != n) {
-            return Err("conflicting Content-Length values");
-        }
-        length = Some(n);
-    }
-    Ok(length)
-}
-
 /// How a response body is delimited (RFC 9112 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -681,7 +583,7 @@ pub struct UpstreamBody {
     kind: Kind,
     chunk: Decoder,
     /// Where the connection goes after the end (none: it closes).
-    pool: Option<std::sync::Arc<crate::pool::Pool>>,
+    pool: Option<std::sync::Arc<Pool>>,
 }
 
 /// A body error the client side sees as a cut response.
@@ -827,7 +729,9 @@ mod tests {
     use std::sync::Arc;
 
     use http_body_util::BodyExt;
+    use std::time::Duration;
     use tokio::io::AsyncReadExt;
+
     use tokio::net::TcpListener;
 
     use super::*;
@@ -896,8 +800,8 @@ mod tests {
     }
 
     /// A backend that answers each connection's first request with `answer`, written in
-    /// pieces, then keeps the connection open reading.
-    async fn backend(answer: &'static [&'static [u8]]) -> SocketAddr {
+    /// pieces, then closes the connection (`close`) or keeps it open reading.
+    async fn backend(answer: &'static [&'static [u8]], close: bool) -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
@@ -911,7 +815,7 @@ mod tests {
                         }
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                    while !close && matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
                 });
             }
         });
@@ -944,12 +848,15 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_bodies_are_decoded_across_reads_and_the_connection_is_reused() {
-        let addr = backend(&[
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
-            b"lo\r\n",
-            b"6\r\n world\r\n0\r\nX-Trailer: t\r\n",
-            b"\r\n",
-        ])
+        let addr = backend(
+            &[
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
+                b"lo\r\n",
+                b"6\r\n world\r\n0\r\nX-Trailer: t\r\n",
+                b"\r\n",
+            ],
+            false,
+        )
         .await;
         let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
         let (head, body) = fetch(addr, &pool).await;
@@ -960,10 +867,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_length_body_is_read_to_its_end_and_reused() {
-        let addr = backend(&[
-            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello",
-            b" world",
-        ])
+        let addr = backend(
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello",
+                b" world",
+            ],
+            false,
+        )
         .await;
         let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
         let (_, body) = fetch(addr, &pool).await;
@@ -975,24 +885,17 @@ mod tests {
     #[tokio::test]
     async fn close_delimited_and_connection_close_bodies_are_not_reused() {
         let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
-        let addr =
-            backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"])
-                .await;
+        let addr = backend(
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"],
+            false,
+        )
+        .await;
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"ok");
         assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
 
         // No length, no chunking: the body runs to the close.
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.0 200 OK\r\n\r\nall of it")
-                .await
-                .unwrap();
-        });
+        let addr = backend(&[b"HTTP/1.0 200 OK\r\n\r\nall of it"], true).await;
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"all of it");
         assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
@@ -1000,16 +903,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_cut_short_is_an_error_and_the_connection_is_dropped() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
-                .await
-                .unwrap();
-        });
+        let addr = backend(
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"],
+            true,
+        )
+        .await;
         let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
         let conn = Conn::connect(addr, Duration::from_secs(5)).await.unwrap();
         let ex = send(conn, &get(), &Forwarded::default(), &mut crate::body::Empty)
@@ -1026,10 +924,13 @@ mod tests {
 
     #[tokio::test]
     async fn interim_responses_are_skipped() {
-        let addr = backend(&[
-            b"HTTP/1.1 100 Continue\r\n\r\n",
-            b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
-        ])
+        let addr = backend(
+            &[
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+            ],
+            false,
+        )
         .await;
         let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
         let (head, body) = fetch(addr, &pool).await;
@@ -1041,18 +942,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pooled_connection_the_backend_closed_is_not_handed_out() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .await
-                .unwrap();
-            // Then the backend's keep-alive timeout closes it.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        });
+        let addr = backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"], true).await;
         let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"ok");

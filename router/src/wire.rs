@@ -1,0 +1,56 @@
+//! HTTP/1.1 wire pieces both sides of the proxy share: header lines, `Content-Length`
+//! values, hop-by-hop names, bodiless statuses.
+
+use http::StatusCode;
+
+/// Appends `name: value` and its line ending.
+pub fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether an answer with `status` never has a body (1xx, 204, 304).
+pub fn has_no_body(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+/// Headers that describe one hop only (RFC 9110 7.6.1), never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// Whether `name` (any case) is a hop-by-hop header.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
+}
+
+/// Adds a `Content-Length` header's value(s) to what earlier ones said: all must agree.
+pub fn content_length(prev: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
+    const BAD: &str = "an invalid Content-Length";
+    let mut length = prev;
+    for part in std::str::from_utf8(value).map_err(|_| BAD)?.split(',') {
+        let part = part.trim();
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BAD);
+        }
+        let n: u64 = part.parse().map_err(|_| BAD)?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting Content-Length values");
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
