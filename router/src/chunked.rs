@@ -49,7 +49,7 @@ impl Decoder {
                         .split(|&b| b == b';' || b == b' ' || b == b'\t')
                         .next()
                         .unwrap_or(&[]);
-                    if hex.is_empty() || hex.len() > 16 {
+                    if hex.is_empty() || hex.len() > 16 || !hex.iter().all(u8::is_ascii_hexdigit) {
                         return Err("a bad chunk size".into());
                     }
                     let size = std::str::from_utf8(hex)
@@ -176,6 +176,7 @@ mod tests {
     #[test]
     fn bad_chunks_are_refused() {
         assert!(decode_all(&[b"zz\r\n"]).is_err());
+        assert!(decode_all(&[b"+5\r\nhello\r\n0\r\n\r\n"]).is_err());
         assert!(decode_all(&[b"3\r\nhello\r\n"]).is_err());
         assert!(decode_all(&[b"11111111111111111\r\n"]).is_err());
         assert!(decode_all(&[&[b'1'; 5000]]).is_err());

@@ -84,7 +84,8 @@ where
                 .get("expect")
                 .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
         let client_keep_alive = if head.version == Version::HTTP_10 {
-            head.has_token("connection", "keep-alive")
+            // A chunked HTTP/1.0 message's framing is not to be trusted twice (RFC 9112 6.1).
+            head.has_token("connection", "keep-alive") && !head.has_transfer_encoding()
         } else {
             !head.has_token("connection", "close")
         };
@@ -131,11 +132,15 @@ where
             }
             Reply::Upstream(exchange) => {
                 let body = exchange.into_response(Some(shared.pool.clone()));
-                let r = write_upstream(&mut io, &mut wbuf, body, is_head, version, !keep).await;
-                if let (Ok(n), Some(l)) = (&r, log.as_mut()) {
-                    l.sent(*n);
+                match write_upstream(&mut io, &mut wbuf, body, is_head, version, !keep).await {
+                    Ok((n, closed)) => {
+                        if let Some(l) = log.as_mut() {
+                            l.sent(n);
+                        }
+                        keep && !closed
+                    }
+                    Err(_) => false,
                 }
-                r.is_ok() && keep
             }
         };
         drop(log);
@@ -159,6 +164,10 @@ async fn read_head<I: AsyncRead + Unpin>(
     loop {
         if !buf.is_empty() {
             if let Some(head) = parse_head(buf, spans)? {
+                // One read may bring a whole head past the limit.
+                if head.len() > shared.config.max_header_bytes {
+                    return Err(HeadError::TooLarge);
+                }
                 return Ok(Some(head));
             }
             if buf.len() >= shared.config.max_header_bytes {
@@ -272,9 +281,10 @@ fn itoa_buf(mut n: u64) -> Digits {
     }
 }
 
-/// Writes a backend's answer: its head, then its body as it arrives (chunked for an
-/// HTTP/1.1 client when the backend gave no length; to the close for HTTP/1.0). Returns the
-/// body bytes sent; an error means the connection cannot go on.
+/// Writes a backend's answer: its head (with the length the router parsed, never the
+/// backend's header as sent), then its body as it arrives (chunked for an HTTP/1.1 client when
+/// the backend gave no length; to the close for HTTP/1.0). Returns the body bytes sent and
+/// whether the connection must close after it; an error means it cannot go on.
 async fn write_upstream<I: AsyncWrite + Unpin>(
     io: &mut I,
     wbuf: &mut Vec<u8>,
@@ -286,7 +296,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
     is_head: bool,
     version: Version,
     mut close: bool,
-) -> std::io::Result<u64> {
+) -> std::io::Result<(u64, bool)> {
     let status = head.status;
     let bodiless = is_head || has_no_body(status);
     // How the body goes to the client.
@@ -300,6 +310,16 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
     for (name, value) in head.headers.iter() {
         header_line(wbuf, name, value);
     }
+    let announced = if has_no_body(status) {
+        None
+    } else if is_head {
+        head.declared_length()
+    } else {
+        length
+    };
+    if let Some(n) = announced {
+        header_line(wbuf, b"content-length", itoa_buf(n).as_bytes_mut());
+    }
     if chunk {
         header_line(wbuf, b"transfer-encoding", b"chunked");
     }
@@ -308,7 +328,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
     if bodiless {
         drop(body);
         io.write_all(wbuf).await?;
-        return Ok(0);
+        return Ok((0, close));
     }
     let mut sent = 0u64;
     // What the backend already sent goes with the head, in one write.
@@ -371,7 +391,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
     if pending_head {
         io.write_all(wbuf).await?;
     }
-    Ok(sent)
+    Ok((sent, close))
 }
 
 /// Copies bytes both ways between an upgraded client and backend until either side closes

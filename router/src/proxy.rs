@@ -210,6 +210,14 @@ where
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let host = if let Some(rest) = raw.strip_prefix('[') {
         let end = rest.find(']')?;
+        // After the bracket: nothing, or a port.
+        match &rest[end + 1..] {
+            "" => {}
+            p if p
+                .strip_prefix(':')
+                .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())) => {}
+            _ => return None,
+        }
         &raw[..end + 2]
     } else {
         match raw.rsplit_once(':') {
@@ -308,7 +316,11 @@ fn connection_named(req: &RequestHead) -> Vec<&str> {
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|n| !n.is_empty() && !crate::wire::is_hop_by_hop(n))
+        // `Host` names the app: no client may make it vanish on the way. (`Content-Length`
+        // is always the router's own.)
+        .filter(|n| {
+            !n.is_empty() && !crate::wire::is_hop_by_hop(n) && !n.eq_ignore_ascii_case("host")
+        })
         .collect()
 }
 
@@ -513,6 +525,8 @@ mod tests {
         assert_eq!(normalize_host("host:port"), None);
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host("[::1"), None);
+        assert_eq!(normalize_host("[::1]garbage"), None);
+        assert_eq!(normalize_host("[::1]:8080").as_deref(), Some("[::1]"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! spans into its bytes, no header map), how its body is delimited, and the body itself
 //! ([`ClientBody`]), read from the client connection only as the backend takes it.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -43,17 +44,21 @@ impl RequestHead {
     }
 
     /// The path and query: the target without a scheme and authority.
-    pub fn path_and_query(&self) -> &str {
+    pub fn path_and_query(&self) -> Cow<'_, str> {
         let t = self.target();
         if t.starts_with('/') || t == "*" {
-            return t;
+            return Cow::Borrowed(t);
         }
         match t.find("://") {
             Some(i) => {
                 let rest = &t[i + 3..];
-                rest.find(['/', '?']).map_or("/", |j| &rest[j..])
+                match rest.find(['/', '?']) {
+                    Some(j) if rest[j..].starts_with('?') => Cow::Owned(format!("/{}", &rest[j..])),
+                    Some(j) => Cow::Borrowed(&rest[j..]),
+                    None => Cow::Borrowed("/"),
+                }
             }
-            None => t,
+            None => Cow::Borrowed(t),
         }
     }
 
@@ -95,6 +100,17 @@ impl RequestHead {
             .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// The head's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it carries a `Transfer-Encoding` (an HTTP/1.0 message that does must not keep
+    /// its connection: RFC 9112 6.1).
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.get("transfer-encoding").is_some()
     }
 
     pub(crate) fn into_spans(self) -> Vec<[u32; 4]> {
@@ -190,7 +206,14 @@ pub(crate) enum Framing {
     Chunked(Decoder),
 }
 
+/// How the request's body is delimited, once the head is found trustworthy: one `Host` at
+/// most (RFC 9112 3.2), not both `Content-Length` and `Transfer-Encoding`, lengths that agree,
+/// and no transfer coding but chunked (the router would have to undo or forward codings it
+/// does not know).
 pub(crate) fn framing_of(head: &RequestHead) -> Result<Framing, &'static str> {
+    if head.get_all("host").nth(1).is_some() {
+        return Err("more than one Host header");
+    }
     let mut length: Option<u64> = None;
     for v in head.get_all("content-length") {
         length = content_length(length, v)?;
@@ -202,15 +225,16 @@ pub(crate) fn framing_of(head: &RequestHead) -> Result<Framing, &'static str> {
     if length.is_some() {
         return Err("both Transfer-Encoding and Content-Length");
     }
-    let last = std::str::from_utf8(te[te.len() - 1])
-        .ok()
-        .and_then(|v| v.rsplit(',').next())
-        .map(str::trim)
-        .unwrap_or("");
-    if last.eq_ignore_ascii_case("chunked") {
+    let only_chunked = te
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|c| c.trim_ascii())
+        .filter(|c| !c.is_empty())
+        .all(|c| c.eq_ignore_ascii_case(b"chunked"));
+    if only_chunked {
         Ok(Framing::Chunked(Decoder::default()))
     } else {
-        Err("a Transfer-Encoding that does not end in chunked")
+        Err("a transfer coding other than chunked")
     }
 }
 

@@ -45,8 +45,8 @@ const READ_CHUNK: usize = 16 * 1024;
 enum ReqFraming {
     /// No body.
     Empty,
-    /// The client's `Content-Length`, forwarded.
-    Length,
+    /// This many bytes (the length the client declared, written anew by the router).
+    Length(u64),
     /// Length unknown: sent chunked.
     Chunked,
 }
@@ -67,13 +67,19 @@ pub struct Head {
     close: bool,
     /// `Connection: keep-alive` (what an HTTP/1.0 backend must say to keep it open).
     keep_alive: bool,
-    /// `Transfer-Encoding`, if any: whether its last coding is `chunked`.
+    /// `Transfer-Encoding`, if any: whether `chunked` is its only coding.
     chunked: Option<bool>,
     /// `Content-Length`, if any (or why it is unusable).
     length: Result<Option<u64>, &'static str>,
 }
 
 impl Head {
+    /// The `Content-Length` the backend declared (for a HEAD request: of the body a GET
+    /// would get), if it did.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.length.ok().flatten()
+    }
+
     fn empty() -> Head {
         Head {
             status: StatusCode::OK,
@@ -184,8 +190,8 @@ where
 {
     let framing = if body.is_end_stream() {
         ReqFraming::Empty
-    } else if body.size_hint().exact().is_some() {
-        ReqFraming::Length
+    } else if let Some(n) = body.size_hint().exact() {
+        ReqFraming::Length(n)
     } else {
         ReqFraming::Chunked
     };
@@ -223,7 +229,7 @@ where
             }
         }
     };
-    let mut head = match result {
+    let head = match result {
         Ok(head) => head,
         Err(HeadError::Closed { received }) => {
             let error = UpstreamError::Http {
@@ -252,7 +258,12 @@ where
     let kind = match (no_body, head.chunked, head.length) {
         (true, _, _) => Kind::Length(0),
         (false, Some(true), _) => Kind::Chunked,
-        (false, Some(false), _) => Kind::Eof,
+        (false, Some(false), _) => {
+            return Err(failed(UpstreamError::Http {
+                addr,
+                message: "a transfer coding other than chunked".into(),
+            }));
+        }
         (false, None, Ok(Some(n))) => Kind::Length(n),
         (false, None, Ok(None)) => Kind::Eof,
         (false, None, Err(why)) => {
@@ -273,9 +284,6 @@ where
         && head.status != StatusCode::SWITCHING_PROTOCOLS
         // Both framings at once: a smuggling attempt or a broken backend, not to be trusted twice.
         && (head.chunked.is_none() || matches!(head.length, Ok(None)));
-    if head.chunked.is_some() {
-        head.headers.remove("content-length");
-    }
     conn.served += 1;
     Ok(Exchange {
         head,
@@ -317,7 +325,8 @@ fn encode_head(
     buf.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in req.headers() {
         if is_hop_by_hop(name)
-            || (framing != ReqFraming::Length && name.eq_ignore_ascii_case("content-length"))
+            // The length is written below from the parsed value, never passed on as sent.
+            || name.eq_ignore_ascii_case("content-length")
             || forwarded
                 .added
                 .iter()
@@ -335,6 +344,10 @@ fn encode_head(
         header_line(buf, name.as_bytes(), value);
     }
     match framing {
+        ReqFraming::Length(n) => {
+            use std::io::Write as _;
+            let _ = write!(buf, "content-length: {n}\r\n");
+        }
         ReqFraming::Chunked => buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         // A body-less POST or PUT still says so: some servers wait for a length otherwise.
         ReqFraming::Empty if matches!(req.method, Method::POST | Method::PUT | Method::PATCH) => {
@@ -488,14 +501,17 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
+            // Parsed, and written anew for the client from the parsed value.
             head.length = head.length.and_then(|prev| content_length(prev, h.value));
+            continue;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = std::str::from_utf8(h.value)
-                .unwrap_or("")
-                .rsplit(',')
-                .next()
-                .unwrap_or("");
-            head.chunked = Some(last.trim().eq_ignore_ascii_case("chunked"));
+            let only_chunked = h
+                .value
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+                .filter(|c| !c.is_empty())
+                .all(|c| c.eq_ignore_ascii_case(b"chunked"));
+            head.chunked = Some(head.chunked.unwrap_or(true) && only_chunked);
             continue;
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade = Some((off(h.value), h.value.len() as u32));
@@ -778,15 +794,18 @@ mod tests {
         assert_eq!(head.status, StatusCode::OK);
         assert!(head.close);
         assert_eq!(head.length, Ok(Some(5)));
-        assert_eq!(head.headers.len(), 2, "{:?}", head.headers);
+        assert_eq!(head.headers.len(), 1, "{:?}", head.headers);
         assert_eq!(head.headers.get("x-kept"), Some(&b"yes"[..]));
         assert_eq!(&buf[..], b"hello");
 
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
         assert!(parse_head(&mut partial).unwrap().is_none());
 
+        // A coding besides chunked is one the router could not pass on.
         let mut te =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..]);
+        assert_eq!(parse_head(&mut te).unwrap().unwrap().chunked, Some(false));
+        let mut te = BytesMut::from(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"[..]);
         assert_eq!(parse_head(&mut te).unwrap().unwrap().chunked, Some(true));
 
         let mut bad = BytesMut::from(

@@ -42,7 +42,9 @@ pub fn content_length(prev: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'
     const BAD: &str = "an invalid Content-Length";
     let mut length = prev;
     for part in std::str::from_utf8(value).map_err(|_| BAD)?.split(',') {
-        let part = part.trim();
+        // Optional white space is spaces and tabs only (RFC 9110 5.6.3): no other kind may
+        // make a number that another parser reads differently.
+        let part = part.trim_matches([' ', '\t']);
         if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return Err(BAD);
         }
