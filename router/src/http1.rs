@@ -165,7 +165,7 @@ async fn read_head<I: AsyncRead + Unpin>(
         if !buf.is_empty() {
             if let Some(head) = parse_head(buf, spans)? {
                 // One read may bring a whole head past the limit.
-                if head.len() > shared.config.max_header_bytes {
+                if head.byte_len() > shared.config.max_header_bytes {
                     return Err(HeadError::TooLarge);
                 }
                 return Ok(Some(head));

@@ -103,7 +103,7 @@ impl RequestHead {
     }
 
     /// The head's length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn byte_len(&self) -> usize {
         self.bytes.len()
     }
 
