@@ -841,26 +841,21 @@ mod tests {
         addr
     }
 
+    fn pool() -> Arc<Pool> {
+        Arc::new(Pool::new(4, Duration::from_secs(5)))
+    }
+
+    /// How many connections the pool kept for reuse.
+    fn kept(pool: &Pool) -> usize {
+        pool.sweep(Duration::from_secs(60))
+    }
+
     async fn fetch(addr: SocketAddr, pool: &Arc<Pool>) -> (Head, Bytes) {
         let conn = Conn::connect(addr, Duration::from_secs(5)).await.unwrap();
         let ex = send(conn, &get(), &Forwarded::default(), &mut crate::body::Empty)
             .await
             .unwrap();
-        let mut ex = ex;
-        let head = std::mem::replace(
-            &mut ex.head,
-            Head {
-                status: StatusCode::OK,
-                version: Version::HTTP_11,
-                headers: RawHeaders::default(),
-                upgrade: None,
-                close: false,
-                keep_alive: false,
-                chunked: None,
-                length: Ok(None),
-            },
-        );
-        let body = ex.into_body(Some(pool.clone()));
+        let (head, _, body) = ex.into_response(Some(pool.clone()));
         let bytes = body.collect().await.unwrap().to_bytes();
         (head, bytes)
     }
@@ -877,11 +872,11 @@ mod tests {
             false,
         )
         .await;
-        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let pool = pool();
         let (head, body) = fetch(addr, &pool).await;
         assert_eq!(head.status, StatusCode::OK);
         assert_eq!(&body[..], b"hello world");
-        assert_eq!(pool.sweep(Duration::from_secs(60)), 1, "kept for reuse");
+        assert_eq!(kept(&pool), 1, "kept for reuse");
     }
 
     #[tokio::test]
@@ -894,16 +889,16 @@ mod tests {
             false,
         )
         .await;
-        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let pool = pool();
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"hello world");
-        assert_eq!(pool.sweep(Duration::from_secs(60)), 1);
+        assert_eq!(kept(&pool), 1);
         assert!(pool.take_idle(addr).is_some());
     }
 
     #[tokio::test]
     async fn close_delimited_and_connection_close_bodies_are_not_reused() {
-        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let pool = pool();
         let addr = backend(
             &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"],
             false,
@@ -911,13 +906,13 @@ mod tests {
         .await;
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"ok");
-        assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
+        assert_eq!(kept(&pool), 0);
 
         // No length, no chunking: the body runs to the close.
         let addr = backend(&[b"HTTP/1.0 200 OK\r\n\r\nall of it"], true).await;
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"all of it");
-        assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
+        assert_eq!(kept(&pool), 0);
     }
 
     #[tokio::test]
@@ -927,7 +922,7 @@ mod tests {
             true,
         )
         .await;
-        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let pool = pool();
         let conn = Conn::connect(addr, Duration::from_secs(5)).await.unwrap();
         let ex = send(conn, &get(), &Forwarded::default(), &mut crate::body::Empty)
             .await
@@ -938,7 +933,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("before the body ended"), "{err}");
-        assert_eq!(pool.sweep(Duration::from_secs(60)), 0);
+        assert_eq!(kept(&pool), 0);
     }
 
     #[tokio::test]
@@ -951,18 +946,18 @@ mod tests {
             false,
         )
         .await;
-        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let pool = pool();
         let (head, body) = fetch(addr, &pool).await;
         assert_eq!(head.status, StatusCode::NO_CONTENT);
         assert_eq!(head.headers.get("x-a"), Some(&b"1"[..]));
         assert!(body.is_empty());
-        assert_eq!(pool.sweep(Duration::from_secs(60)), 1);
+        assert_eq!(kept(&pool), 1);
     }
 
     #[tokio::test]
     async fn a_pooled_connection_the_backend_closed_is_not_handed_out() {
         let addr = backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"], true).await;
-        let pool = Arc::new(Pool::new(4, Duration::from_secs(5)));
+        let pool = pool();
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"ok");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -55,6 +55,33 @@ async fn raw_backend(answer: &'static [u8]) -> (std::net::SocketAddr, Arc<Mutex<
     (addr, seen)
 }
 
+/// What one request through the router did: the client's answer (read for `wait`), whether
+/// the router closed the connection, and every byte the backend received.
+struct Trace {
+    client: String,
+    closed: bool,
+    backend: String,
+}
+
+/// Sends `request` to a router whose app `hello` is a raw backend answering `answer`.
+async fn trace(answer: &'static [u8], request: &[u8], wait: Duration) -> Trace {
+    let (b, seen) = raw_backend(answer).await;
+    let r = router(Config::default(), false, None).await;
+    r.table.set(app("hello", &[b]));
+    let mut s = TcpStream::connect(r.http).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let (client, closed) = read_for(&mut s, wait).await;
+    let backend = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    Trace {
+        client,
+        closed,
+        backend,
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const SHORT: Duration = Duration::from_millis(500);
+
 #[tokio::test]
 async fn connection_named_content_length_smuggles_nothing() {
     let paths = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -91,139 +118,113 @@ async fn connection_named_content_length_smuggles_nothing() {
 
 #[tokio::test]
 async fn a_backends_connection_named_length_still_frames_the_answer() {
-    let (b, _) = raw_backend(
+    let t = trace(
         b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n",
+        SHORT,
     )
     .await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let (text, closed) = read_for(&mut s, Duration::from_millis(500)).await;
-    let head = text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    let head = t
+        .client
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
     assert!(
-        closed || head.contains("content-length") || head.contains("transfer-encoding"),
-        "keep-alive answer without framing: {text:?}"
+        t.closed || head.contains("content-length: 5"),
+        "keep-alive answer without framing: {:?}",
+        t.client
     );
 }
 
 #[tokio::test]
 async fn an_http_1_0_client_gets_the_close_it_was_told_of() {
-    let (b, _) = raw_backend(
+    let t = trace(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: hello.localhost\r\nConnection: keep-alive\r\n\r\n",
+        Duration::from_secs(2),
     )
     .await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\nHost: hello.localhost\r\nConnection: keep-alive\r\n\r\n")
-        .await
-        .unwrap();
-    let (text, closed) = read_for(&mut s, Duration::from_secs(2)).await;
-    assert!(text.contains("connection: close"), "{text:?}");
-    assert!(
-        closed,
-        "said close, body delimited by close, but the connection stays open: {text:?}"
-    );
+    assert!(t.client.contains("connection: close"), "{:?}", t.client);
+    assert!(t.closed, "told of the close, but kept open: {:?}", t.client);
 }
 
 #[tokio::test]
 async fn non_ascii_whitespace_in_content_length_is_a_400() {
-    let (b, seen) = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(
+    let t = trace(
+        OK,
         b"POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: 3\xc2\xa0\r\n\r\nabc",
+        SHORT,
     )
-    .await
-    .unwrap();
-    let (text, _) = read_for(&mut s, Duration::from_millis(500)).await;
-    let fwd = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    assert!(
-        text.starts_with("HTTP/1.1 400"),
-        "router accepted it; client got {text:?}; backend got {fwd:?}"
-    );
+    .await;
+    assert!(t.client.starts_with("HTTP/1.1 400"), "{:?}", t.client);
+    assert!(t.backend.is_empty(), "{:?}", t.backend);
 }
 
 #[tokio::test]
 async fn absolute_form_without_path_but_with_query_gets_a_slash() {
-    let (b, seen) = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"GET http://hello.localhost?x=1 HTTP/1.1\r\nHost: hello.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let _ = read_for(&mut s, Duration::from_millis(500)).await;
-    let fwd = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    assert!(fwd.starts_with("GET /?x=1 HTTP/1.1"), "{fwd:?}");
+    let t = trace(
+        OK,
+        b"GET http://hello.localhost?x=1 HTTP/1.1\r\nHost: hello.localhost\r\n\r\n",
+        SHORT,
+    )
+    .await;
+    assert!(
+        t.backend.starts_with("GET /?x=1 HTTP/1.1"),
+        "{:?}",
+        t.backend
+    );
 }
 
 #[tokio::test]
 async fn response_transfer_codings_other_than_chunked_are_a_502() {
-    let (b, _) = raw_backend(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\x1f\x8b\x08\r\n0\r\n\r\n").await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let (text, _) = read_for(&mut s, Duration::from_millis(500)).await;
+    let t = trace(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\x1f\x8b\x08\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n",
+        SHORT,
+    )
+    .await;
     // The router cannot pass on a coding it would have to undo: the backend is broken.
-    assert!(text.starts_with("HTTP/1.1 502"), "{text:?}");
+    assert!(t.client.starts_with("HTTP/1.1 502"), "{:?}", t.client);
 }
 
 #[tokio::test]
 async fn duplicate_host_headers_are_a_400() {
-    let (b, seen) = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nHost: other.localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let (text, _) = read_for(&mut s, Duration::from_millis(500)).await;
-    let fwd = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
-    assert!(fwd.is_empty(), "{fwd:?}");
+    let t = trace(
+        OK,
+        b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nHost: other.localhost\r\n\r\n",
+        SHORT,
+    )
+    .await;
+    assert!(t.client.starts_with("HTTP/1.1 400"), "{:?}", t.client);
+    assert!(t.backend.is_empty(), "{:?}", t.backend);
 }
 
 #[tokio::test]
 async fn connection_named_host_still_reaches_the_app() {
-    let (b, seen) = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nConnection: host\r\n\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let fwd = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    assert!(fwd.to_ascii_lowercase().contains("\r\nhost:"), "{fwd:?}");
+    let t = trace(
+        OK,
+        b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nConnection: host\r\n\r\n",
+        SHORT,
+    )
+    .await;
+    assert!(
+        t.backend
+            .to_ascii_lowercase()
+            .contains("\r\nhost: hello.localhost"),
+        "{:?}",
+        t.backend
+    );
 }
 
 #[tokio::test]
 async fn a_chunked_http_1_0_request_closes_the_connection() {
-    let (b, _) = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let r = router(Config::default(), false, None).await;
-    r.table.set(app("hello", &[b]));
-    let mut s = TcpStream::connect(r.http).await.unwrap();
-    s.write_all(b"POST / HTTP/1.0\r\nHost: hello.localhost\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n").await.unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1024];
-    let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break true,
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-            Err(_) => break false,
-        }
-    };
-    assert!(
-        closed || String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"),
-        "{:?}",
-        String::from_utf8_lossy(&out)
-    );
+    let t = trace(
+        OK,
+        b"POST / HTTP/1.0\r\nHost: hello.localhost\r\nConnection: keep-alive\r\n\
+          Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(t.closed, "{:?}", t.client);
 }
