@@ -146,10 +146,35 @@ where
         drop(log);
         if !kept {
             let _ = io.shutdown().await;
+            if !body_complete {
+                linger(&mut io).await;
+            }
             return;
         }
         spans = head.into_spans();
     }
+}
+
+/// How long, and for how many bytes, a connection closed with a body still arriving reads
+/// and drops it first (nginx's lingering close).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Reads and drops what the client still sends before the connection closes: closing with
+/// unread bytes makes the kernel answer with a reset, which can destroy the answer the client
+/// has not read yet (an early 413 or 401 to a client still uploading).
+async fn linger<I: AsyncRead + Unpin>(io: &mut I) {
+    let drain = async {
+        let mut buf = [0u8; 8192];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match tokio::io::AsyncReadExt::read(io, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Reads the next request head; `None`: the client closed between requests, or the router

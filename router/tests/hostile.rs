@@ -228,3 +228,49 @@ async fn a_chunked_http_1_0_request_closes_the_connection() {
     .await;
     assert!(t.closed, "{:?}", t.client);
 }
+
+/// A backend answering at once without reading the body: the client, still uploading, gets
+/// the answer (the router reads and drops the rest of the body before it closes, so no reset
+/// destroys the answer).
+#[tokio::test]
+async fn an_early_answer_reaches_a_client_still_sending_its_body() {
+    let t0 = raw_backend(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope").await;
+    let r = router(Config::default(), false, None).await;
+    r.table.set(app("hello", &[t0.0]));
+    for attempt in 0..5 {
+        let s = TcpStream::connect(r.http).await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let n = 1_000_000;
+        let writer = tokio::spawn(async move {
+            let head =
+                format!("POST / HTTP/1.1\r\nHost: hello.localhost\r\nContent-Length: {n}\r\n\r\n");
+            let _ = wr.write_all(head.as_bytes()).await;
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < n {
+                let k = chunk.len().min(n - sent);
+                if wr.write_all(&chunk[..k]).await.is_err() {
+                    break;
+                }
+                sent += k;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(Ok(k)) = tokio::time::timeout(Duration::from_secs(3), rd.read(&mut buf)).await
+        {
+            if k == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..k]);
+        }
+        writer.abort();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 401"),
+            "attempt {attempt}: {text:?}"
+        );
+    }
+}
