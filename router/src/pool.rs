@@ -18,6 +18,10 @@ use crate::error::UpstreamError;
 /// How long a connection may sit idle in the pool (nginx's upstream `keepalive_timeout`).
 pub const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
 
+/// How long a connection may have idled and still carry a request that cannot be repeated
+/// (one with a body, or a non-idempotent method).
+pub const UNREPEATABLE_MAX_IDLE: Duration = Duration::from_secs(1);
+
 /// Idle connections per backend.
 #[derive(Debug)]
 pub struct Pool {
@@ -36,11 +40,19 @@ impl Pool {
         }
     }
 
-    /// The most recently returned idle connection to `addr` that is still open, if any.
-    pub fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+    /// The most recently returned idle connection to `addr` that is still open, if any, and,
+    /// for a request that cannot be repeated, only one idle for less than
+    /// [`UNREPEATABLE_MAX_IDLE`]: backends close idle keep-alive connections after as little as
+    /// 2 s (gunicorn's default), and a close crossing such a request would fail it.
+    pub fn take_idle(&self, addr: SocketAddr, repeatable: bool) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&addr)?;
-        while let Some(c) = list.pop() {
+        while let Some(c) = list.last() {
+            if !repeatable && c.idle_since.elapsed() >= UNREPEATABLE_MAX_IDLE {
+                // The newest is too old: so are the others (a fresh connection it is).
+                return None;
+            }
+            let c = list.pop()?;
             if c.is_usable() {
                 return Some(c);
             }

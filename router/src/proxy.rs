@@ -391,6 +391,9 @@ where
     // An upgrade request's body (if any) is the tunnel's; nothing goes before the 101.
     let mut no_body = crate::body::Empty;
 
+    // Whether the request may go out again after a pooled connection turned out closed.
+    let repeatable = (upgrade.is_some() || body.declared_length() == Some(0))
+        && upstream::idempotent(&req.method);
     let backends = &entry.routes.backends;
     let n = backends.len();
     let attempts = (shared.config.retries + 1).min(n);
@@ -399,7 +402,7 @@ where
     'backends: for i in 0..attempts {
         let addr = backends[(first + i) % n];
         loop {
-            let (upstream_conn, fresh) = match shared.pool.take_idle(addr) {
+            let (upstream_conn, fresh) = match shared.pool.take_idle(addr, repeatable) {
                 Some(c) => (c, false),
                 // Boxed: connecting is the rare path and its future is large; it stays out of
                 // every request's future, which is moved by value per request.

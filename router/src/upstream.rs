@@ -301,7 +301,7 @@ fn io_error(addr: SocketAddr, doing: &str, e: &std::io::Error) -> UpstreamError 
 }
 
 /// Methods a backend must treat as safe to repeat (RFC 9110 9.2.2).
-fn idempotent(m: &Method) -> bool {
+pub fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -893,7 +893,12 @@ mod tests {
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"hello world");
         assert_eq!(kept(&pool), 1);
-        assert!(pool.take_idle(addr).is_some());
+        assert!(pool.take_idle(addr, true).is_some());
+        // An unrepeatable request takes no connection that idled too long.
+        let (_, _) = fetch(addr, &pool).await;
+        tokio::time::sleep(crate::pool::UNREPEATABLE_MAX_IDLE).await;
+        assert!(pool.take_idle(addr, false).is_none());
+        assert!(pool.take_idle(addr, true).is_some());
     }
 
     #[tokio::test]
@@ -961,6 +966,6 @@ mod tests {
         let (_, body) = fetch(addr, &pool).await;
         assert_eq!(&body[..], b"ok");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(pool.take_idle(addr).is_none());
+        assert!(pool.take_idle(addr, true).is_none());
     }
 }
