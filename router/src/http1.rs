@@ -30,7 +30,7 @@ use crate::proxy::{self, ConnInfo, Reply, Shared};
 use crate::request::{
     ClientBody, Framing, HeadError, READ_CHUNK, RequestHead, framing_of, parse_head,
 };
-use crate::wire::{has_no_body, header_line};
+use crate::wire::{date_line, has_no_body, header_line};
 
 /// Body bytes written together with the response head when they are already at hand.
 const COALESCE: usize = 16 * 1024;
@@ -263,6 +263,7 @@ async fn write_page<I: AsyncWrite + Unpin>(
             header_line(wbuf, name.as_str().as_bytes(), value.as_bytes());
         }
     }
+    date_line(wbuf);
     let body = page.body();
     let mut sent = 0;
     if !has_no_body(page.status()) {
@@ -334,6 +335,9 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
     status_line(wbuf, status);
     for (name, value) in head.headers.iter() {
         header_line(wbuf, name, value);
+    }
+    if head.headers.get("date").is_none() {
+        date_line(wbuf);
     }
     let announced = if has_no_body(status) {
         None

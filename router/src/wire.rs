@@ -11,6 +11,25 @@ pub fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `date: <now>` (RFC 9110 6.6.1: a proxy adds it to an answer that has none, and
+/// the router's own pages carry it). Formatted once a second per thread.
+pub fn date_line(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs || c.1.is_empty() {
+            *c = (secs, httpdate::fmt_http_date(now));
+        }
+        header_line(out, b"date", c.1.as_bytes());
+    });
+}
+
 /// Whether an answer with `status` never has a body (1xx, 204, 304).
 pub fn has_no_body(status: StatusCode) -> bool {
     status.is_informational()

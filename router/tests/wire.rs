@@ -175,6 +175,7 @@ async fn requests_with_untrustworthy_framing_or_heads_get_a_400_and_the_close() 
             String::from_utf8_lossy(bad)
         );
         assert!(text.contains("connection: close"), "{text}");
+        assert!(text.contains("\r\ndate: "), "{text}");
     }
 }
 
@@ -199,6 +200,8 @@ async fn a_backend_without_length_streams_chunked_to_the_client() {
         .unwrap();
     let text = read_until(&mut s, |t| t.ends_with("0\r\n\r\n")).await;
     assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    // The backend sent no Date: the router adds one, as a proxy must.
+    assert!(text.contains("\r\ndate: "), "{text}");
     assert!(text.contains("d\r\nuntil the end\r\n0\r\n\r\n"), "{text}");
     // The backend's close is not the client's: the connection takes another request.
     s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n")
