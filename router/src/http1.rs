@@ -9,8 +9,10 @@
 //!
 //! Bad input closes the connection after a page: a malformed head (400), one longer than
 //! `max_header_bytes` (431), one not finished within `header_read_timeout` (408), a request
-//! whose body length is unknowable (400: `Transfer-Encoding` other than chunked, or with a
-//! `Content-Length`, or conflicting lengths).
+//! that cannot be trusted (400: more than one `Host`, a transfer coding other than chunked,
+//! `Transfer-Encoding` with `Content-Length`, conflicting lengths, a target that is no path).
+//! A connection closed while the client's body still arrives reads and drops it first
+//! (lingering close), so the client gets the answer rather than a reset.
 
 use std::future::poll_fn;
 use std::pin::Pin;

@@ -1,7 +1,8 @@
 //! One request through the router: find the app by host, apply its settings (routable,
 //! whitelist, maintenance, `https_only`), pick a backend (round robin; another one when
 //! connecting fails before anything was sent), forward with the `X-Forwarded-*` headers and
-//! stream the answer back. Upgrades (WebSocket) become a byte tunnel between the two sides.
+//! hand the backend's answer ([`Reply`]) to [`crate::http1`], which streams it back (or, for
+//! an accepted upgrade, turns the connection into a byte tunnel).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
