@@ -1,7 +1,7 @@
 //! What bodies on both sides share: their error type, the size-limit error, the empty body,
 //! and the request log written once an answer is done (or dropped: the client left). The
 //! bodies themselves stream frame by frame, never buffered whole: the client's in
-//! [`crate::http1::ClientBody`], the backend's in [`crate::upstream::UpstreamBody`].
+//! [`crate::request::ClientBody`], the backend's in [`crate::upstream::UpstreamBody`].
 
 use std::pin::Pin;
 use std::sync::Arc;
