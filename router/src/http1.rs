@@ -26,12 +26,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::body::LogGuard;
-use crate::chunked;
+use crate::framing::{self, Framing};
 use crate::pages;
 use crate::proxy::{self, ConnInfo, Reply, Shared};
-use crate::request::{
-    ClientBody, Framing, HeadError, READ_CHUNK, RequestHead, framing_of, parse_head,
-};
+use crate::request::{ClientBody, HeadError, READ_CHUNK, RequestHead, framing_of, parse_head};
 use crate::wire::{date_line, has_no_body, header_line};
 
 /// Body bytes written together with the response head when they are already at hand.
@@ -394,7 +392,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
         sent += data.len() as u64;
         if pending_head && wbuf.len() + data.len() <= COALESCE {
             if chunk {
-                chunked::encode(wbuf, &data);
+                framing::encode_chunk(wbuf, &data);
             } else {
                 wbuf.extend_from_slice(&data);
             }
@@ -406,7 +404,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
         }
         if chunk {
             wbuf.clear();
-            chunked::encode(wbuf, &data);
+            framing::encode_chunk(wbuf, &data);
             io.write_all(wbuf).await?;
         } else {
             io.write_all(&data).await?;
@@ -414,9 +412,9 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
     }
     if chunk {
         if pending_head {
-            wbuf.extend_from_slice(chunked::LAST);
+            wbuf.extend_from_slice(framing::LAST_CHUNK);
         } else {
-            io.write_all(chunked::LAST).await?;
+            io.write_all(framing::LAST_CHUNK).await?;
         }
     }
     if pending_head {

@@ -18,7 +18,7 @@
 //! - `pool`: keep-alive connections to backends and their pool
 //! - `upstream`: HTTP/1.1 exchanges with a backend, in the request's own task
 //! - `body`: the body error types, the empty body, the request log written on completion
-//! - `chunked`: the chunked transfer coding
+//! - `framing`: how bodies are delimited (length, chunked coding, close), decoded as they arrive
 //! - `wire`: HTTP/1.1 pieces both sides share
 //! - `tls`: the SNI certificate resolver
 //! - `access_log`: request log lines and their sinks (CRI files for the logger's shipper)
@@ -29,9 +29,9 @@
 
 pub mod access_log;
 pub mod body;
-pub mod chunked;
 pub mod config;
 pub mod error;
+pub mod framing;
 pub mod http1;
 pub mod io;
 pub mod metrics;

@@ -12,8 +12,8 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::body::{BoxError, TooLarge};
-use crate::chunked::{Decoder, Step};
-use crate::wire::content_length;
+use crate::framing::{Decoder, Framing, Step};
+use crate::wire::{content_length, only_chunked};
 
 /// The most header lines a request may have.
 const MAX_HEADERS: usize = 100;
@@ -199,13 +199,6 @@ pub(crate) fn parse_head(
     }))
 }
 
-/// How a request's body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    Length(u64),
-    Chunked(Decoder),
-}
-
 /// How the request's body is delimited, once the head is found trustworthy: one `Host` at
 /// most (RFC 9112 3.2), not both `Content-Length` and `Transfer-Encoding`, lengths that agree,
 /// and no transfer coding but chunked (the router would have to undo or forward codings it
@@ -225,13 +218,7 @@ pub(crate) fn framing_of(head: &RequestHead) -> Result<Framing, &'static str> {
     if length.is_some() {
         return Err("both Transfer-Encoding and Content-Length");
     }
-    let only_chunked = te
-        .iter()
-        .flat_map(|v| v.split(|&b| b == b','))
-        .map(|c| c.trim_ascii())
-        .filter(|c| !c.is_empty())
-        .all(|c| c.eq_ignore_ascii_case(b"chunked"));
-    if only_chunked {
+    if te.iter().all(|v| only_chunked(v)) {
         Ok(Framing::Chunked(Decoder::default()))
     } else {
         Err("a transfer coding other than chunked")
@@ -286,19 +273,12 @@ impl<'c, I> ClientBody<'c, I> {
 
     /// Whether the body was read to its end (the connection can take another request).
     pub fn is_complete(&self) -> bool {
-        !self.failed
-            && match self.framing {
-                Framing::Length(n) => n == 0,
-                Framing::Chunked(d) => d.is_done(),
-            }
+        !self.failed && self.framing.is_done()
     }
 
     /// The length the client declared, if it did.
     pub fn declared_length(&self) -> Option<u64> {
-        match self.framing {
-            Framing::Length(n) => Some(n),
-            Framing::Chunked(_) => None,
-        }
+        self.framing.remaining()
     }
 }
 
@@ -325,24 +305,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Body for ClientBody<'_, I> {
             }
         }
         loop {
-            let step = match &mut this.framing {
-                Framing::Length(0) => return Poll::Ready(None),
-                Framing::Length(left) => {
-                    if this.buf.is_empty() {
-                        Step::More
-                    } else {
-                        let n = (*left).min(this.buf.len() as u64);
-                        *left -= n;
-                        Step::Data(this.buf.split_to(n as usize).freeze())
-                    }
+            let step = match this.framing.decode(this.buf) {
+                Ok(s) => s,
+                Err(why) => {
+                    return this.fail(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
                 }
-                Framing::Chunked(d) => match d.decode(this.buf) {
-                    Ok(s) => s,
-                    Err(why) => {
-                        return this
-                            .fail(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
-                    }
-                },
             };
             match step {
                 Step::Data(data) => {
@@ -376,10 +343,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Body for ClientBody<'_, I> {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(n) => SizeHint::with_exact(n),
-            Framing::Chunked(_) => SizeHint::default(),
-        }
+        self.framing
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 

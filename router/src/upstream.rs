@@ -6,8 +6,9 @@
 //! the body straight from the socket, as nginx's event loop does, and the connection goes back
 //! to the pool when the body has been read to its end.
 //!
-//! Framing follows RFC 9112: the request keeps the client's `Content-Length`, or is sent
-//! chunked when its length is unknown; the response is delimited by no body (HEAD, 1xx, 204,
+//! Framing follows RFC 9112: the request carries the length the client declared (written by
+//! the router from the parsed value), or is sent chunked when its length is unknown; the
+//! response is delimited by no body (HEAD, 1xx, 204,
 //! 304), `Transfer-Encoding: chunked`, `Content-Length`, or the connection's close (then the
 //! connection is not reused). Interim responses (`100 Continue`) are skipped; `101` hands the
 //! connection over for a tunnel.
@@ -27,11 +28,11 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::BoxError;
-use crate::chunked::{Decoder, Step};
 use crate::error::UpstreamError;
+use crate::framing::{self, Decoder, Framing, Step};
 use crate::pool::{Conn, Pool};
 use crate::request::RequestHead;
-use crate::wire::{content_length, header_line, is_hop_by_hop};
+use crate::wire::{content_length, has_no_body, header_line, is_hop_by_hop, only_chunked};
 
 /// The most header lines a backend's response head may have.
 const MAX_HEADERS: usize = 100;
@@ -79,19 +80,6 @@ impl Head {
     pub fn declared_length(&self) -> Option<u64> {
         self.length.ok().flatten()
     }
-
-    fn empty() -> Head {
-        Head {
-            status: StatusCode::OK,
-            version: Version::HTTP_11,
-            headers: RawHeaders::default(),
-            upgrade: None,
-            close: false,
-            keep_alive: false,
-            chunked: None,
-            length: Ok(None),
-        }
-    }
 }
 
 /// Why an exchange failed.
@@ -119,7 +107,7 @@ pub struct Exchange {
     /// The head.
     pub head: Head,
     conn: Conn,
-    kind: Kind,
+    framing: Framing,
     reusable: bool,
 }
 
@@ -129,33 +117,24 @@ impl Exchange {
         self.conn.addr
     }
 
-    /// The response body, read from the connection; `pool` gets the connection back once the
-    /// body has ended, if it can carry another request.
-    pub fn into_body(self, pool: Option<std::sync::Arc<Pool>>) -> UpstreamBody {
-        UpstreamBody {
-            conn: Some(self.conn),
-            kind: self.kind,
-            chunk: Decoder::Size,
-            pool: pool.filter(|_| self.reusable),
-        }
-    }
-
-    /// The body's length, when the backend gave one (or there is none: 0).
-    pub fn length(&self) -> Option<u64> {
-        match self.kind {
-            Kind::Length(n) => Some(n),
-            Kind::Chunked | Kind::Eof => None,
-        }
-    }
-
-    /// The head, the body's length if known, and the body (see [`Exchange::into_body`]).
+    /// The head, the body's length if known, and the body, read from the connection; `pool`
+    /// gets the connection back once the body has ended, if it can carry another request.
     pub fn into_response(
-        mut self,
+        self,
         pool: Option<std::sync::Arc<Pool>>,
     ) -> (Head, Option<u64>, UpstreamBody) {
-        let length = self.length();
-        let head = std::mem::replace(&mut self.head, Head::empty());
-        (head, length, self.into_body(pool))
+        let Exchange {
+            head,
+            conn,
+            framing,
+            reusable,
+        } = self;
+        let body = UpstreamBody {
+            conn: Some(conn),
+            framing,
+            pool: pool.filter(|_| reusable),
+        };
+        (head, framing.remaining(), body)
     }
 
     /// The connection after a `101`, for a tunnel: the socket and the bytes the backend
@@ -251,21 +230,18 @@ where
             }));
         }
     };
-    let no_body = req.method == Method::HEAD
-        || head.status.is_informational()
-        || head.status == StatusCode::NO_CONTENT
-        || head.status == StatusCode::NOT_MODIFIED;
-    let kind = match (no_body, head.chunked, head.length) {
-        (true, _, _) => Kind::Length(0),
-        (false, Some(true), _) => Kind::Chunked,
+    let no_body = req.method == Method::HEAD || has_no_body(head.status);
+    let framing = match (no_body, head.chunked, head.length) {
+        (true, _, _) => Framing::Length(0),
+        (false, Some(true), _) => Framing::Chunked(Decoder::default()),
         (false, Some(false), _) => {
             return Err(failed(UpstreamError::Http {
                 addr,
                 message: "a transfer coding other than chunked".into(),
             }));
         }
-        (false, None, Ok(Some(n))) => Kind::Length(n),
-        (false, None, Ok(None)) => Kind::Eof,
+        (false, None, Ok(Some(n))) => Framing::Length(n),
+        (false, None, Ok(None)) => Framing::Eof,
         (false, None, Err(why)) => {
             return Err(failed(UpstreamError::Http {
                 addr,
@@ -280,7 +256,7 @@ where
     };
     let reusable = body_sent
         && keeps_alive
-        && kind != Kind::Eof
+        && framing != Framing::Eof
         && head.status != StatusCode::SWITCHING_PROTOCOLS
         // Both framings at once: a smuggling attempt or a broken backend, not to be trusted twice.
         && (head.chunked.is_none() || matches!(head.length, Ok(None)));
@@ -288,7 +264,7 @@ where
     Ok(Exchange {
         head,
         conn,
-        kind,
+        framing,
         reusable,
     })
 }
@@ -371,28 +347,26 @@ where
     W: tokio::io::AsyncWrite + Unpin,
     B: Body<Data = Bytes, Error = BoxError> + Unpin,
 {
+    let mut chunk = Vec::new();
     while let Some(frame) = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
         let frame = frame.map_err(BodyError::Client)?;
         let Ok(data) = frame.into_data() else {
             // Trailers are not forwarded.
             continue;
         };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            let size = format!("{:x}\r\n", data.len());
-            w.write_all(size.as_bytes())
-                .await
-                .map_err(|_| BodyError::Io)?;
-            w.write_all(&data).await.map_err(|_| BodyError::Io)?;
-            w.write_all(b"\r\n").await.map_err(|_| BodyError::Io)?;
+        let out = if chunked {
+            chunk.clear();
+            framing::encode_chunk(&mut chunk, &data);
+            &chunk[..]
         } else {
-            w.write_all(&data).await.map_err(|_| BodyError::Io)?;
-        }
+            &data[..]
+        };
+        w.write_all(out).await.map_err(|_| BodyError::Io)?;
     }
     if chunked {
-        w.write_all(b"0\r\n\r\n").await.map_err(|_| BodyError::Io)?;
+        w.write_all(framing::LAST_CHUNK)
+            .await
+            .map_err(|_| BodyError::Io)?;
     }
     Ok(())
 }
@@ -505,13 +479,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             head.length = head.length.and_then(|prev| content_length(prev, h.value));
             continue;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let only_chunked = h
-                .value
-                .split(|&b| b == b',')
-                .map(<[u8]>::trim_ascii)
-                .filter(|c| !c.is_empty())
-                .all(|c| c.eq_ignore_ascii_case(b"chunked"));
-            head.chunked = Some(head.chunked.unwrap_or(true) && only_chunked);
+            head.chunked = Some(head.chunked.unwrap_or(true) && only_chunked(h.value));
             continue;
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade = Some((off(h.value), h.value.len() as u32));
@@ -580,24 +548,12 @@ impl RawHeaders {
     }
 }
 
-/// How a response body is delimited (RFC 9112 6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// This many bytes are left.
-    Length(u64),
-    /// Chunked.
-    Chunked,
-    /// Until the backend closes the connection.
-    Eof,
-}
-
 /// A backend's response body, read from its connection by whoever polls it.
 #[derive(Debug)]
 pub struct UpstreamBody {
     /// `None` once the body has ended (or failed).
     conn: Option<Conn>,
-    kind: Kind,
-    chunk: Decoder,
+    framing: Framing,
     /// Where the connection goes after the end (none: it closes).
     pool: Option<std::sync::Arc<Pool>>,
 }
@@ -634,33 +590,9 @@ impl UpstreamBody {
 
     /// Takes what the buffer holds of the body.
     fn step(&mut self) -> Result<Step, String> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(Step::End);
-        };
-        let buf = &mut conn.rbuf;
-        match &mut self.kind {
-            Kind::Length(0) => Ok(Step::End),
-            Kind::Length(left) => {
-                if buf.is_empty() {
-                    return Ok(Step::More);
-                }
-                let n = (*left).min(buf.len() as u64) as usize;
-                *left -= n as u64;
-                Ok(Step::Data(buf.split_to(n).freeze()))
-            }
-            Kind::Eof => {
-                if buf.is_empty() {
-                    return Ok(Step::More);
-                }
-                Ok(Step::Data(buf.split().freeze()))
-            }
-            Kind::Chunked => {
-                let step = self.chunk.decode(buf)?;
-                if step == Step::End {
-                    self.kind = Kind::Length(0);
-                }
-                Ok(step)
-            }
+        match self.conn.as_mut() {
+            Some(conn) => self.framing.decode(&mut conn.rbuf),
+            None => Ok(Step::End),
         }
     }
 }
@@ -687,10 +619,10 @@ impl Body for UpstreamBody {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            let want = match this.kind {
-                Kind::Length(left) => (left as usize).clamp(1, READ_CHUNK),
-                _ => READ_CHUNK,
-            };
+            let want = this
+                .framing
+                .remaining()
+                .map_or(READ_CHUNK, |left| (left as usize).clamp(1, READ_CHUNK));
             if conn.rbuf.capacity() - conn.rbuf.len() < want.min(1024) {
                 conn.rbuf.reserve(want);
             }
@@ -700,7 +632,7 @@ impl Body for UpstreamBody {
                 &mut conn.rbuf
             )) {
                 Ok(0) => {
-                    if this.kind == Kind::Eof {
+                    if this.framing == Framing::Eof {
                         // A close-delimited body ends here; the connection is spent.
                         this.conn = None;
                         return Poll::Ready(None);
@@ -718,23 +650,23 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.conn.is_none() || self.kind == Kind::Length(0)
+        self.conn.is_none() || self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.kind {
-            Kind::Length(n) => SizeHint::with_exact(n),
-            _ if self.conn.is_none() => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
+        match self.framing.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None if self.conn.is_none() => SizeHint::with_exact(0),
+            None => SizeHint::default(),
         }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        // hyper may drop a body without polling it past its last byte (HEAD, 204, 304, or a
+        // A body may be dropped without being polled past its last byte (HEAD, 204, 304, or a
         // known length fully read): its connection is still good when the body has ended.
-        if self.kind == Kind::Length(0) {
+        if self.framing.is_done() {
             self.finish();
         }
     }
@@ -933,7 +865,8 @@ mod tests {
             .await
             .unwrap();
         let err = ex
-            .into_body(Some(pool.clone()))
+            .into_response(Some(pool.clone()))
+            .2
             .collect()
             .await
             .unwrap_err();

@@ -56,6 +56,16 @@ pub fn is_hop_by_hop(name: &str) -> bool {
         .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
 }
 
+/// Whether a `Transfer-Encoding` value lists no coding but `chunked` (the router passes on no
+/// other: it would have to undo or forward codings it does not know).
+pub fn only_chunked(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .all(|c| c.eq_ignore_ascii_case(b"chunked"))
+}
+
 /// Adds a `Content-Length` header's value(s) to what earlier ones said: all must agree.
 pub fn content_length(prev: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
     const BAD: &str = "an invalid Content-Length";

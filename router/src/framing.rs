@@ -1,6 +1,7 @@
-//! Chunked transfer coding (RFC 9112 7.1), decoded from a buffer as bytes arrive: used for
-//! backends' responses and clients' requests alike. Chunk extensions are ignored, trailers
-//! read and dropped.
+//! How bodies are delimited on the wire (RFC 9112 6): by a length, by the chunked transfer
+//! coding (7.1), or by the close; decoded from a buffer as bytes arrive, for backends'
+//! responses and clients' requests alike. Chunk extensions are ignored, trailers read and
+//! dropped.
 
 use bytes::{Bytes, BytesMut};
 
@@ -20,7 +21,51 @@ pub enum Step {
     End,
 }
 
-/// Where decoding is.
+/// How a body is delimited, and how much of it is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    /// Chunked coding, decoded so far.
+    Chunked(Decoder),
+    /// Until the connection closes (a response only).
+    Eof,
+}
+
+impl Framing {
+    /// Takes what `buf` holds of the body.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Step, String> {
+        match self {
+            Framing::Length(0) => Ok(Step::End),
+            Framing::Length(left) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = (*left).min(buf.len() as u64);
+                *left -= n;
+                Ok(Step::Data(buf.split_to(n as usize).freeze()))
+            }
+            Framing::Chunked(d) => d.decode(buf),
+            Framing::Eof if buf.is_empty() => Ok(Step::More),
+            Framing::Eof => Ok(Step::Data(buf.split().freeze())),
+        }
+    }
+
+    /// Whether the body has ended (a close-delimited one never knows).
+    pub fn is_done(&self) -> bool {
+        matches!(self, Framing::Length(0) | Framing::Chunked(Decoder::Done))
+    }
+
+    /// The bytes left, when a length says.
+    pub fn remaining(&self) -> Option<u64> {
+        match self {
+            Framing::Length(n) => Some(*n),
+            Framing::Chunked(_) | Framing::Eof => None,
+        }
+    }
+}
+
+/// Where chunked decoding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Decoder {
     /// Before a chunk-size line.
@@ -101,11 +146,6 @@ impl Decoder {
             }
         }
     }
-
-    /// Whether the body has ended.
-    pub fn is_done(&self) -> bool {
-        *self == Decoder::Done
-    }
 }
 
 /// One CRLF- (or LF-) terminated line off the front of `buf`, without its ending; `None`:
@@ -126,7 +166,7 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
 }
 
 /// Appends `data` as one chunk.
-pub fn encode(out: &mut Vec<u8>, data: &[u8]) {
+pub fn encode_chunk(out: &mut Vec<u8>, data: &[u8]) {
     use std::io::Write as _;
     if data.is_empty() {
         return;
@@ -137,7 +177,7 @@ pub fn encode(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// The last chunk (no trailers).
-pub const LAST: &[u8] = b"0\r\n\r\n";
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 #[cfg(test)]
 mod tests {
@@ -168,8 +208,8 @@ mod tests {
             assert_eq!(decode_all(&[a, b]).unwrap(), b"hello world", "cut at {cut}");
         }
         let mut out = Vec::new();
-        encode(&mut out, b"hello");
-        out.extend_from_slice(LAST);
+        encode_chunk(&mut out, b"hello");
+        out.extend_from_slice(LAST_CHUNK);
         assert_eq!(decode_all(&[&out]).unwrap(), b"hello");
     }
 
