@@ -43,12 +43,11 @@ where
 {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf: Vec<u8> = Vec::with_capacity(1024);
-    let mut spans: Vec<[u32; 4]> = Vec::with_capacity(16);
     // The first head must arrive within the header timeout of the accept; later ones within
     // the header timeout of their first byte (the wait between requests is the idle timeout).
     let mut deadline = Some(Instant::now() + shared.config.header_read_timeout);
     loop {
-        let head = match read_head(&mut io, &mut rbuf, &mut spans, &shared, deadline).await {
+        let head = match read_head(&mut io, &mut rbuf, &shared, deadline).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(e) => {
@@ -81,13 +80,14 @@ where
         let expects_continue = has_body
             && head.version == Version::HTTP_11
             && head
+                .headers
                 .get("expect")
                 .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
         let client_keep_alive = if head.version == Version::HTTP_10 {
             // A chunked HTTP/1.0 message's framing is not to be trusted twice (RFC 9112 6.1).
-            head.has_token("connection", "keep-alive") && !head.has_transfer_encoding()
+            head.headers.has_token("connection", "keep-alive") && !head.has_transfer_encoding()
         } else {
-            !head.has_token("connection", "close")
+            !head.headers.has_token("connection", "close")
         };
         let is_head = head.method == Method::HEAD;
         let mut body = ClientBody::new(
@@ -151,7 +151,6 @@ where
             }
             return;
         }
-        spans = head.into_spans();
     }
 }
 
@@ -182,13 +181,12 @@ async fn linger<I: AsyncRead + Unpin>(io: &mut I) {
 async fn read_head<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
-    spans: &mut Vec<[u32; 4]>,
     shared: &Shared,
     mut deadline: Option<Instant>,
 ) -> Result<Option<RequestHead>, HeadError> {
     loop {
         if !buf.is_empty() {
-            if let Some(head) = parse_head(buf, spans)? {
+            if let Some(head) = parse_head(buf)? {
                 // One read may bring a whole head past the limit.
                 if head.byte_len() > shared.config.max_header_bytes {
                     return Err(HeadError::TooLarge);

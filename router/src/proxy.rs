@@ -147,7 +147,7 @@ pub async fn handle<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let http_host: &str = match req.get("host") {
+    let http_host: &str = match req.headers.get("host") {
         // Not text: the bad-host page names what it can.
         Some(v) => std::str::from_utf8(v).unwrap_or("?"),
         None => req.target_authority().unwrap_or(""),
@@ -155,7 +155,8 @@ where
     // What the log needs from the request.
     let log = shared.sink.enabled().then(|| {
         let header_text = |name: &str| {
-            req.get(name)
+            req.headers
+                .get(name)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
         };
         let request_line = format!("{} {} {:?}", req.method, req.path_and_query(), req.version);
@@ -313,22 +314,25 @@ fn route<'a>(
 /// The headers a request's `Connection` header names as hop-by-hop (besides the standard
 /// ones, which are never forwarded): they stay with this hop too.
 fn connection_named(req: &RequestHead) -> Vec<&str> {
-    req.get_all("connection")
+    req.headers
+        .get_all("connection")
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         // `Host` names the app: no client may make it vanish on the way. (`Content-Length`
         // is always the router's own.)
         .filter(|n| {
-            !n.is_empty() && !crate::wire::is_hop_by_hop(n) && !n.eq_ignore_ascii_case("host")
+            !n.is_empty()
+                && !crate::wire::is_hop_by_hop(n.as_bytes())
+                && !n.eq_ignore_ascii_case("host")
         })
         .collect()
 }
 
 /// The `Upgrade` a request asks for (with `Connection: upgrade`), if any.
 fn upgrade_of(req: &RequestHead) -> Option<&[u8]> {
-    if req.has_token("connection", "upgrade") {
-        req.get("upgrade")
+    if req.headers.has_token("connection", "upgrade") {
+        req.headers.get("upgrade")
     } else {
         None
     }
@@ -351,7 +355,7 @@ where
 
     // The forwarding headers, written after the client's own (replacing any it sent).
     let xff_appended;
-    let xff = match req.get_str("x-forwarded-for") {
+    let xff = match req.headers.get_str("x-forwarded-for") {
         Some(prev) if !prev.trim().is_empty() => {
             xff_appended = format!("{prev}, {}", conn.peer.ip().to_canonical());
             xff_appended.as_bytes()
@@ -368,7 +372,7 @@ where
     };
     // The Host header as sent (it is plain ASCII: other hosts got the bad-host page), or the
     // request target's authority when there was none.
-    let host_sent = req.get("host");
+    let host_sent = req.headers.get("host");
     if host_sent.is_none() {
         add("host", http_host.as_bytes());
     }

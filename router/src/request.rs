@@ -13,34 +13,33 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::body::{BoxError, TooLarge};
 use crate::framing::{Decoder, Framing, Step};
-use crate::wire::{content_length, only_chunked};
+use crate::wire::{RawHeaders, content_length, only_chunked, place};
 
 /// The most header lines a request may have.
 const MAX_HEADERS: usize = 100;
 /// Read size for a connection's buffer.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
-/// A parsed request head; names, values and the target are spans of its bytes.
+/// A parsed request head; the target and the header lines are spans of its bytes.
 #[derive(Debug)]
 pub struct RequestHead {
-    bytes: Bytes,
     /// The method.
     pub method: Method,
+    /// Where the target sits in the head's bytes.
     target: (u32, u32),
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    spans: Vec<[u32; 4]>,
+    /// The header lines as sent.
+    pub headers: RawHeaders,
 }
 
 impl RequestHead {
-    fn slice(&self, (at, len): (u32, u32)) -> &[u8] {
-        &self.bytes[at as usize..(at + len) as usize]
-    }
-
     /// The request target as sent (origin-form `/path?q`, absolute-form, `*`, ...).
     pub fn target(&self) -> &str {
+        let (at, len) = self.target;
+        let target = &self.headers.bytes()[at as usize..(at + len) as usize];
         // httparse accepts only visible ASCII in the target.
-        std::str::from_utf8(self.slice(self.target)).unwrap_or("/")
+        std::str::from_utf8(target).unwrap_or("/")
     }
 
     /// The path and query: the target without a scheme and authority.
@@ -69,59 +68,22 @@ impl RequestHead {
         Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
     }
 
-    /// Every header line: name (as sent) and value.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.spans.iter().map(|&[n, nl, v, vl]| {
-            let name = std::str::from_utf8(self.slice((n, nl))).unwrap_or("");
-            (name, self.slice((v, vl)))
-        })
-    }
-
-    /// The values of the header `name` (any case).
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    }
-
-    /// The first value of the header `name` (any case).
-    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
-        self.get_all(name).next()
-    }
-
-    /// The first value of `name` as text, if it is.
-    pub fn get_str<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// Whether a comma-separated header (`Connection`) lists `token`.
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
     /// The head's length in bytes.
     pub fn byte_len(&self) -> usize {
-        self.bytes.len()
+        self.headers.bytes().len()
     }
 
     /// Whether it carries a `Transfer-Encoding` (an HTTP/1.0 message that does must not keep
     /// its connection: RFC 9112 6.1).
     pub fn has_transfer_encoding(&self) -> bool {
-        self.get("transfer-encoding").is_some()
-    }
-
-    pub(crate) fn into_spans(self) -> Vec<[u32; 4]> {
-        self.spans
+        self.headers.get("transfer-encoding").is_some()
     }
 
     /// A complete head from `bytes` (tests).
     #[cfg(test)]
     pub fn parse_for_test(bytes: &[u8]) -> RequestHead {
         let mut buf = BytesMut::from(bytes);
-        parse_head(&mut buf, &mut Vec::new())
+        parse_head(&mut buf)
             .expect("a valid head")
             .expect("a complete head")
     }
@@ -141,10 +103,7 @@ pub(crate) enum HeadError {
 }
 
 /// Parses a complete request head off the front of `buf`; `None`: not complete yet.
-pub(crate) fn parse_head(
-    buf: &mut BytesMut,
-    spans: &mut Vec<[u32; 4]>,
-) -> Result<Option<RequestHead>, HeadError> {
+pub(crate) fn parse_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -154,8 +113,7 @@ pub(crate) fn parse_head(
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(e) => return Err(HeadError::Bad(e.to_string())),
     };
-    let base = buf.as_ptr() as usize;
-    let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let base = buf.as_ptr();
     let method = req.method.unwrap_or("GET");
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| HeadError::Bad(format!("method {method:?}")))?;
@@ -174,28 +132,21 @@ pub(crate) fn parse_head(
     if !usable {
         return Err(HeadError::Bad(format!("request target {path:?}")));
     }
-    let target = (off(path.as_bytes()), path.len() as u32);
     let version = if req.version == Some(0) {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
-    spans.clear();
-    for h in req.headers.iter() {
-        spans.push([
-            off(h.name.as_bytes()),
-            h.name.len() as u32,
-            off(h.value),
-            h.value.len() as u32,
-        ]);
-    }
-    let bytes = buf.split_to(len).freeze();
+    let spans = req
+        .headers
+        .iter()
+        .map(|h| RawHeaders::span(base, h.name.as_bytes(), h.value))
+        .collect();
     Ok(Some(RequestHead {
-        bytes,
         method,
-        target,
+        target: place(base, path.as_bytes()),
         version,
-        spans: std::mem::take(spans),
+        headers: RawHeaders::new(buf.split_to(len).freeze(), spans),
     }))
 }
 
@@ -204,14 +155,14 @@ pub(crate) fn parse_head(
 /// and no transfer coding but chunked (the router would have to undo or forward codings it
 /// does not know).
 pub(crate) fn framing_of(head: &RequestHead) -> Result<Framing, &'static str> {
-    if head.get_all("host").nth(1).is_some() {
+    if head.headers.get_all("host").nth(1).is_some() {
         return Err("more than one Host header");
     }
     let mut length: Option<u64> = None;
-    for v in head.get_all("content-length") {
+    for v in head.headers.get_all("content-length") {
         length = content_length(length, v)?;
     }
-    let te: Vec<&[u8]> = head.get_all("transfer-encoding").collect();
+    let te: Vec<&[u8]> = head.headers.get_all("transfer-encoding").collect();
     if te.is_empty() {
         return Ok(Framing::Length(length.unwrap_or(0)));
     }

@@ -32,7 +32,9 @@ use crate::error::UpstreamError;
 use crate::framing::{self, Decoder, Framing, Step};
 use crate::pool::{Conn, Pool};
 use crate::request::RequestHead;
-use crate::wire::{content_length, has_no_body, header_line, is_hop_by_hop, only_chunked};
+use crate::wire::{
+    RawHeaders, content_length, has_no_body, header_line, is_hop_by_hop, only_chunked, place,
+};
 
 /// The most header lines a backend's response head may have.
 const MAX_HEADERS: usize = 100;
@@ -299,22 +301,22 @@ fn encode_head(
     // authority.
     buf.extend_from_slice(req.path_and_query().as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers() {
+    for (name, value) in req.headers.iter() {
         if is_hop_by_hop(name)
             // The length is written below from the parsed value, never passed on as sent.
-            || name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case(b"content-length")
             || forwarded
                 .added
                 .iter()
-                .any(|(a, _)| a.eq_ignore_ascii_case(name))
+                .any(|(a, _)| a.as_bytes().eq_ignore_ascii_case(name))
             || forwarded
                 .dropped
                 .iter()
-                .any(|d| d.eq_ignore_ascii_case(name))
+                .any(|d| d.as_bytes().eq_ignore_ascii_case(name))
         {
             continue;
         }
-        header_line(buf, name.as_bytes(), value);
+        header_line(buf, name, value);
     }
     for (name, value) in forwarded.added {
         header_line(buf, name.as_bytes(), value);
@@ -468,8 +470,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         }
     }
     // Where each kept name and value sits in the head: they are written out from its bytes.
-    let base = buf.as_ptr() as usize;
-    let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let base = buf.as_ptr();
     let mut spans = Vec::with_capacity(resp.headers.len());
     let mut upgrade = None;
     for h in resp.headers.iter() {
@@ -482,70 +483,20 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             head.chunked = Some(head.chunked.unwrap_or(true) && only_chunked(h.value));
             continue;
         } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade = Some((off(h.value), h.value.len() as u32));
+            upgrade = Some(place(base, h.value));
             continue;
         }
-        if is_hop_by_hop(name) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        if is_hop_by_hop(name.as_bytes()) || named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             continue;
         }
-        spans.push([
-            off(name.as_bytes()),
-            name.len() as u32,
-            off(h.value),
-            h.value.len() as u32,
-        ]);
+        spans.push(RawHeaders::span(base, name.as_bytes(), h.value));
     }
     let bytes = buf.split_to(len).freeze();
     if let Some((at, n)) = upgrade {
         head.upgrade = Some(bytes.slice(at as usize..(at + n) as usize));
     }
-    head.headers = RawHeaders { bytes, spans };
+    head.headers = RawHeaders::new(bytes, spans);
     Ok(Some(head))
-}
-
-/// Header lines kept as they came, as spans of the head's bytes: written on as they are,
-/// never parsed into a map.
-#[derive(Debug, Default)]
-pub struct RawHeaders {
-    bytes: Bytes,
-    spans: Vec<[u32; 4]>,
-}
-
-impl RawHeaders {
-    /// Each line's name (as sent) and value.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.spans.iter().map(|&[n, nl, v, vl]| {
-            (
-                &self.bytes[n as usize..(n + nl) as usize],
-                &self.bytes[v as usize..(v + vl) as usize],
-            )
-        })
-    }
-
-    /// The first value of `name` (any case).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
-    }
-
-    /// How many lines.
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// No lines.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// Leaves out every `name` line.
-    pub fn remove(&mut self, name: &str) {
-        let bytes = &self.bytes;
-        self.spans.retain(|&[n, nl, _, _]| {
-            !bytes[n as usize..(n + nl) as usize].eq_ignore_ascii_case(name.as_bytes())
-        });
-    }
 }
 
 /// A backend's response body, read from its connection by whoever polls it.
@@ -726,7 +677,7 @@ mod tests {
         assert_eq!(head.status, StatusCode::OK);
         assert!(head.close);
         assert_eq!(head.length, Ok(Some(5)));
-        assert_eq!(head.headers.len(), 1, "{:?}", head.headers);
+        assert_eq!(head.headers.iter().count(), 1, "{:?}", head.headers);
         assert_eq!(head.headers.get("x-kept"), Some(&b"yes"[..]));
         assert_eq!(&buf[..], b"hello");
 

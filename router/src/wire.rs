@@ -1,7 +1,78 @@
-//! HTTP/1.1 wire pieces both sides of the proxy share: header lines, `Content-Length`
-//! values, hop-by-hop names, bodiless statuses.
+//! HTTP/1.1 wire pieces both sides of the proxy share: header lines kept as spans of their
+//! head, writing a header line, `Content-Length` values, hop-by-hop names, bodiless statuses.
 
+use bytes::Bytes;
 use http::StatusCode;
+
+/// Header lines kept as they came, as spans of the head's bytes (no map is built): read by
+/// name where the router needs a value, written on as they are.
+#[derive(Debug, Default)]
+pub struct RawHeaders {
+    bytes: Bytes,
+    spans: Vec<[u32; 4]>,
+}
+
+impl RawHeaders {
+    /// The lines at `spans` (from [`RawHeaders::span`]) of the head `bytes`.
+    pub(crate) fn new(bytes: Bytes, spans: Vec<[u32; 4]>) -> RawHeaders {
+        RawHeaders { bytes, spans }
+    }
+
+    /// Where a line's `name` and `value`, borrowed from a buffer starting at `base`, sit in it.
+    pub(crate) fn span(base: *const u8, name: &[u8], value: &[u8]) -> [u32; 4] {
+        let (n, nl) = place(base, name);
+        let (v, vl) = place(base, value);
+        [n, nl, v, vl]
+    }
+
+    /// The head's bytes (the request or status line included).
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Each line's name (as sent) and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&[n, nl, v, vl]| {
+            (
+                &self.bytes[n as usize..(n + nl) as usize],
+                &self.bytes[v as usize..(v + vl) as usize],
+            )
+        })
+    }
+
+    /// The values of `name` (any case).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of `name` (any case).
+    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a [u8]> {
+        self.get_all(name).next()
+    }
+
+    /// The first value of `name` as text, if it is.
+    pub fn get_str<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Whether a comma-separated header (`Connection`) lists `token`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+}
+
+/// Where `part`, borrowed from a buffer starting at `base`, sits in it: offset and length
+/// (heads are far shorter than 4 GiB).
+pub(crate) fn place(base: *const u8, part: &[u8]) -> (u32, u32) {
+    (
+        (part.as_ptr() as usize - base as usize) as u32,
+        part.len() as u32,
+    )
+}
 
 /// Appends `name: value` and its line ending.
 pub fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -50,10 +121,10 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Whether `name` (any case) is a hop-by-hop header.
-pub fn is_hop_by_hop(name: &str) -> bool {
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP_BY_HOP
         .iter()
-        .any(|h| h.len() == name.len() && h.eq_ignore_ascii_case(name))
+        .any(|h| h.len() == name.len() && h.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Whether a `Transfer-Encoding` value lists no coding but `chunked` (the router passes on no
