@@ -65,6 +65,15 @@ impl std::fmt::Debug for LogGuard {
     }
 }
 
+impl LogGuard {
+    /// Counts `n` more body bytes sent.
+    pub fn sent(&mut self, n: u64) {
+        if let Some(e) = self.entry.as_mut() {
+            e.bytes_sent += n;
+        }
+    }
+}
+
 impl Drop for LogGuard {
     fn drop(&mut self) {
         if let Some(mut e) = self.entry.take() {

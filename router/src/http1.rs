@@ -25,12 +25,11 @@ use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::body::LogGuard;
 use crate::framing::{self, Framing};
 use crate::pages;
 use crate::proxy::{self, ConnInfo, Reply, Shared};
 use crate::request::{ClientBody, HeadError, READ_CHUNK, RequestHead, framing_of, parse_head};
-use crate::wire::{date_line, has_no_body, header_line};
+use crate::wire::{RawHeaders, date_line, has_no_body, header_line, length_line};
 
 /// Body bytes written together with the response head when they are already at hand.
 const COALESCE: usize = 16 * 1024;
@@ -47,35 +46,27 @@ where
     // the header timeout of their first byte (the wait between requests is the idle timeout).
     let mut deadline = Some(Instant::now() + shared.config.header_read_timeout);
     loop {
-        let head = match read_head(&mut io, &mut rbuf, &shared, deadline).await {
-            Ok(Some(head)) => head,
-            Ok(None) => return,
-            Err(e) => {
-                let page = match e {
-                    HeadError::Bad(why) => {
-                        tracing::debug!(peer = %info.peer, error = %why, "malformed request head");
-                        pages::bad_request(&format!("malformed head ({why})"))
-                    }
-                    HeadError::TooLarge => pages::head_too_large(shared.config.max_header_bytes),
-                    HeadError::Timeout => pages::request_timeout(),
-                    HeadError::Gone => return,
-                };
+        // A head that cannot be read or trusted: a page saying why, then the close.
+        let refused = match read_head(&mut io, &mut rbuf, &shared, deadline).await {
+            Ok(Some(head)) => match framing_of(&head) {
+                Ok(framing) => Ok((head, framing)),
+                Err(why) => Err(pages::bad_request(why)),
+            },
+            Ok(None) | Err(HeadError::Gone) => return,
+            Err(HeadError::Bad(why)) => Err(pages::bad_request(&format!("malformed head ({why})"))),
+            Err(HeadError::TooLarge) => Err(pages::head_too_large(shared.config.max_header_bytes)),
+            Err(HeadError::Timeout) => Err(pages::request_timeout()),
+        };
+        let (head, framing) = match refused {
+            Ok(pair) => pair,
+            Err(page) => {
+                tracing::debug!(peer = %info.peer, status = page.status().as_u16(), "request refused");
                 crate::metrics::count(info.tls, page.status().as_u16());
                 let _ = write_page(&mut io, &mut wbuf, &page, false, Version::HTTP_11, true).await;
                 return;
             }
         };
         deadline = None;
-        let framing = match framing_of(&head) {
-            Ok(f) => f,
-            Err(why) => {
-                tracing::debug!(peer = %info.peer, error = why, "request body length unknowable");
-                let page = pages::bad_request(why);
-                crate::metrics::count(info.tls, page.status().as_u16());
-                let _ = write_page(&mut io, &mut wbuf, &page, false, head.version, true).await;
-                return;
-            }
-        };
         let has_body = !matches!(framing, Framing::Length(0));
         let expects_continue = has_body
             && head.version == Version::HTTP_11
@@ -112,11 +103,7 @@ where
             }
             Reply::Upgrade(exchange) => {
                 let head = &exchange.head;
-                wbuf.clear();
-                status_line(&mut wbuf, head.status);
-                for (name, value) in head.headers.iter() {
-                    header_line(&mut wbuf, name, value);
-                }
+                answer_head(&mut wbuf, head.status, &head.headers);
                 header_line(&mut wbuf, b"connection", b"upgrade");
                 if let Some(u) = &head.upgrade {
                     header_line(&mut wbuf, b"upgrade", u);
@@ -127,7 +114,7 @@ where
                 }
                 drop(log);
                 let (upstream, early) = exchange.into_tunnel();
-                tunnel(io, rbuf, upstream, early, &shared).await;
+                tunnel(io, rbuf, upstream, early).await;
                 return;
             }
             Reply::Upstream(exchange) => {
@@ -227,12 +214,26 @@ async fn read_head<I: AsyncRead + Unpin>(
     }
 }
 
+/// Starts `out` afresh with the status line.
 fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// Starts `out` afresh with a backend's status line and end-to-end headers (and a `Date`
+/// when it sent none, as a proxy must: RFC 9110 6.6.1).
+fn answer_head(out: &mut Vec<u8>, status: StatusCode, headers: &RawHeaders) {
+    status_line(out, status);
+    for (name, value) in headers.iter() {
+        header_line(out, name, value);
+    }
+    if headers.get("date").is_none() {
+        date_line(out);
+    }
 }
 
 /// `Connection` for the answer: `close` when the connection ends after it, `keep-alive`
@@ -254,7 +255,6 @@ async fn write_page<I: AsyncWrite + Unpin>(
     version: Version,
     close: bool,
 ) -> std::io::Result<u64> {
-    wbuf.clear();
     status_line(wbuf, page.status());
     for (name, value) in page.headers() {
         if name != http::header::CONTENT_LENGTH {
@@ -265,8 +265,7 @@ async fn write_page<I: AsyncWrite + Unpin>(
     let body = page.body();
     let mut sent = 0;
     if !has_no_body(page.status()) {
-        let mut len = itoa_buf(body.len() as u64);
-        header_line(wbuf, b"content-length", len.as_bytes_mut());
+        length_line(wbuf, body.len() as u64);
     }
     connection_line(wbuf, close, version);
     wbuf.extend_from_slice(b"\r\n");
@@ -276,33 +275,6 @@ async fn write_page<I: AsyncWrite + Unpin>(
     }
     io.write_all(wbuf).await?;
     Ok(sent)
-}
-
-/// A number as text, without allocating.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_buf(mut n: u64) -> Digits {
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
-    }
 }
 
 /// Writes a backend's answer: its head (with the length the router parsed, never the
@@ -329,14 +301,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
         // An HTTP/1.0 client learns the end from the close.
         close = true;
     }
-    wbuf.clear();
-    status_line(wbuf, status);
-    for (name, value) in head.headers.iter() {
-        header_line(wbuf, name, value);
-    }
-    if head.headers.get("date").is_none() {
-        date_line(wbuf);
-    }
+    answer_head(wbuf, status, &head.headers);
     let announced = if has_no_body(status) {
         None
     } else if is_head {
@@ -345,7 +310,7 @@ async fn write_upstream<I: AsyncWrite + Unpin>(
         length
     };
     if let Some(n) = announced {
-        header_line(wbuf, b"content-length", itoa_buf(n).as_bytes_mut());
+        length_line(wbuf, n);
     }
     if chunk {
         header_line(wbuf, b"transfer-encoding", b"chunked");
@@ -428,11 +393,9 @@ async fn tunnel<I>(
     client_early: BytesMut,
     mut upstream: tokio::net::TcpStream,
     upstream_early: Bytes,
-    shared: &Shared,
 ) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let _ = shared;
     // What either side sent right after the heads goes first.
     if !upstream_early.is_empty() && client.write_all(&upstream_early).await.is_err() {
         return;
@@ -442,13 +405,5 @@ async fn tunnel<I>(
     }
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(error = %e, "tunnel ended");
-    }
-}
-
-impl LogGuard {
-    fn sent(&mut self, n: u64) {
-        if let Some(e) = self.entry.as_mut() {
-            e.bytes_sent += n;
-        }
     }
 }

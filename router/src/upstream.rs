@@ -33,7 +33,8 @@ use crate::framing::{self, Decoder, Framing, Step};
 use crate::pool::{Conn, Pool};
 use crate::request::RequestHead;
 use crate::wire::{
-    RawHeaders, content_length, has_no_body, header_line, is_hop_by_hop, only_chunked, place,
+    RawHeaders, content_length, has_no_body, header_line, is_hop_by_hop, length_line, only_chunked,
+    place,
 };
 
 /// The most header lines a backend's response head may have.
@@ -322,14 +323,11 @@ fn encode_head(
         header_line(buf, name.as_bytes(), value);
     }
     match framing {
-        ReqFraming::Length(n) => {
-            use std::io::Write as _;
-            let _ = write!(buf, "content-length: {n}\r\n");
-        }
+        ReqFraming::Length(n) => length_line(buf, n),
         ReqFraming::Chunked => buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         // A body-less POST or PUT still says so: some servers wait for a length otherwise.
         ReqFraming::Empty if matches!(req.method, Method::POST | Method::PUT | Method::PATCH) => {
-            buf.extend_from_slice(b"content-length: 0\r\n");
+            length_line(buf, 0);
         }
         _ => {}
     }

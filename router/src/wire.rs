@@ -82,6 +82,12 @@ pub fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `content-length: n`.
+pub fn length_line(out: &mut Vec<u8>, n: u64) {
+    use std::io::Write as _;
+    let _ = write!(out, "content-length: {n}\r\n");
+}
+
 /// Appends `date: <now>` (RFC 9110 6.6.1: a proxy adds it to an answer that has none, and
 /// the router's own pages carry it). Formatted once a second per thread.
 pub fn date_line(out: &mut Vec<u8>) {
