@@ -249,25 +249,13 @@ async fn serve_listeners(
             None => Ok(()),
         }
     };
-    // Idle upstream connections nobody watches: the ones backends closed (or that idled too
-    // long) are let go now and then, so a backend gone with an old release holds no sockets.
-    let sweeper = {
-        let (pool, shutdown) = (shared.pool.clone(), shared.shutdown.clone());
-        async move {
-            let mut every = tokio::time::interval(pool::MAX_IDLE_AGE / 4);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {
-                        pool.sweep(pool::MAX_IDLE_AGE);
-                    }
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        }
-    };
-    let sweeper = tokio::spawn(sweeper);
-    let _stop_sweeper = AbortOnDrop(sweeper);
+    // Idle upstream connections nobody watches are let go now and then, as long as this worker
+    // serves.
+    let pool = shared.pool.clone();
+    let _sweeper =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            async move { pool.keep_swept().await },
+        ));
     // The first listener to fail stops the router (an HTTPS set-up error must not leave a
     // half-started router running).
     tokio::try_join!(
@@ -280,13 +268,4 @@ async fn serve_listeners(
         https
     )?;
     Ok(())
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -75,6 +75,18 @@ impl Pool {
         }
     }
 
+    /// Sweeps every quarter of [`MAX_IDLE_AGE`], for ever: connections the backends closed,
+    /// or that idled too long, are let go (a backend gone with an old release holds no
+    /// sockets).
+    pub async fn keep_swept(&self) {
+        let mut every = tokio::time::interval(MAX_IDLE_AGE / 4);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.sweep(MAX_IDLE_AGE);
+        }
+    }
+
     /// Drops idle connections that closed or idled longer than `max_age`; returns how many
     /// are left.
     pub fn sweep(&self, max_age: Duration) -> usize {
