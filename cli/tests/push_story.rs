@@ -202,29 +202,33 @@ struct Containers {
 impl Containers {
     /// The ids of the app's containers, running or not.
     fn ids(&self) -> Vec<String> {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=app_id={}", self.app_id))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
+        docker_words(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=app_id={}", self.app_id),
+        ])
     }
 
     /// The engine's images of the app's repository (tags and pulled digests).
     fn images(&self) -> Vec<String> {
-        let out = Command::new("docker")
-            .args(["images", "--digests", "--format", "{{.ID}}"])
-            .arg(&self.repository)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
+        docker_words(&[
+            "images",
+            "--digests",
+            "--format",
+            "{{.ID}}",
+            &self.repository,
+        ])
     }
+}
+
+/// What `docker ARGS` prints, word by word.
+fn docker_words(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 impl Drop for Containers {
