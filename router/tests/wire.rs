@@ -210,3 +210,94 @@ async fn a_backend_without_length_streams_chunked_to_the_client() {
     let text = read_until(&mut s, |t| t.ends_with("0\r\n\r\n")).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
 }
+
+/// Guards draining: when the router is told to stop, an idle keep-alive connection is closed
+/// at once, a request in flight still gets its whole answer (with `connection: close`), an
+/// upgraded tunnel keeps working until the grace period (2 s here) ends and is then cut, and
+/// the router finishes.
+#[tokio::test]
+async fn stopping_drains_requests_in_flight_and_cuts_tunnels_after_the_grace_period() {
+    let r = router(Config::default(), false, None).await;
+    let slow = backend(|_req: hyper::Request<hyper::body::Incoming>| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        hyper::Response::new(text("slow answer"))
+    })
+    .await;
+    // A raw backend that switches protocols and then echoes.
+    let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tun = raw.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = raw.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+                    .await;
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    r.table.set(app("fast", &[named_backend("fast").await]));
+    r.table.set(app("slow", &[slow]));
+    r.table.set(app("tun", &[tun]));
+
+    let mut idle = TcpStream::connect(r.http).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: fast.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut idle, |t| t.ends_with("fast")).await;
+
+    let mut tunnel = TcpStream::connect(r.http).await.unwrap();
+    tunnel
+        .write_all(b"GET / HTTP/1.1\r\nHost: tun.localhost\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let switched = read_until(&mut tunnel, |t| t.contains("\r\n\r\n")).await;
+    assert!(switched.starts_with("HTTP/1.1 101"), "{switched}");
+
+    let mut inflight = TcpStream::connect(r.http).await.unwrap();
+    inflight
+        .write_all(b"GET / HTTP/1.1\r\nHost: slow.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped_at = std::time::Instant::now();
+    r.shutdown.cancel();
+
+    // The idle connection goes at once.
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut buf))
+        .await
+        .expect("the idle connection is closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // The request in flight is answered whole, and told the connection ends.
+    let answer = read_until(&mut inflight, |_| false).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("slow answer"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    // The tunnel still carries bytes within the grace period...
+    tunnel.write_all(b"ping").await.unwrap();
+    let echoed = read_until(&mut tunnel, |t| t.ends_with("ping")).await;
+    assert!(echoed.ends_with("ping"), "{echoed}");
+    // ...and is cut when it ends.
+    let n = tokio::time::timeout(Duration::from_secs(5), tunnel.read(&mut buf))
+        .await
+        .expect("the tunnel is cut after the grace period")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        stopped_at.elapsed() >= Duration::from_millis(1500),
+        "cut before the grace period"
+    );
+    tokio::time::timeout(Duration::from_secs(5), r.task)
+        .await
+        .expect("the router finishes")
+        .unwrap()
+        .unwrap();
+}
